@@ -1,0 +1,34 @@
+/**
+ * Entry point: detects the kernel format, places kernel, initrd, command line
+ * and boot structures in guest memory, and returns the boot vCPU's state.
+ */
+
+import { BootError, hex } from './boot-error.js';
+import type { BootOptions, BootResult, LoadContext } from './boot-options.js';
+import { isElf, parseElf } from './elf.js';
+import { loadElfKernel } from './elf-loader.js';
+import { loadBzImage } from './bzimage-loader.js';
+import { buildMemoryMap, regionDescriptors } from './memory-map.js';
+import { encodeCommandLine } from './placement.js';
+import { looksLikeBzImage } from './setup-header.js';
+
+/** An ACPI 1.0 RSDP is 20 bytes; at least that much must be RAM. */
+export const ACPI_RSDP_MIN_SIZE = 20;
+
+export function loadKernel(options: BootOptions): BootResult {
+  const { memory, kernel, acpiRsdp } = options;
+  const memoryMap = buildMemoryMap(regionDescriptors(memory), options.reservedRanges);
+  if (acpiRsdp !== undefined && (!Number.isSafeInteger(acpiRsdp) || acpiRsdp <= 0 || !memory.contains(acpiRsdp, ACPI_RSDP_MIN_SIZE))) {
+    throw new BootError('bad-option', `ACPI RSDP address ${hex(acpiRsdp)} is not in guest RAM`);
+  }
+  const ctx: LoadContext = {
+    memory,
+    memoryMap,
+    cmdline: encodeCommandLine(options.cmdline),
+    ...(options.initrd && options.initrd.length > 0 && { initrd: options.initrd }),
+    ...(acpiRsdp !== undefined && { acpiRsdp }),
+  };
+  if (isElf(kernel)) return loadElfKernel(ctx, kernel, parseElf(kernel));
+  if (looksLikeBzImage(kernel)) return loadBzImage(ctx, kernel);
+  throw new BootError('not-a-kernel', 'kernel is neither an ELF nor a bzImage (no ELF magic, no "HdrS" setup header)');
+}

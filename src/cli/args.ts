@@ -1,0 +1,135 @@
+/**
+ * `kvm run` flags (kvmtool's short flags, with long aliases) → VmConfig.
+ * Every mistake becomes a UsageError with one line that names the flag.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, DEFAULT_MEMORY_BYTES, parseMemorySize, type ConsoleKind, type VmConfig } from '../config.js';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export type Command =
+  | { readonly kind: 'help'; readonly topic: 'main' | 'run' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'run'; readonly config: VmConfig };
+
+const runOptions = {
+  kernel: { type: 'string', short: 'k' },
+  initrd: { type: 'string', short: 'i' },
+  params: { type: 'string', short: 'p', multiple: true },
+  cmdline: { type: 'string', multiple: true },
+  append: { type: 'string', multiple: true },
+  mem: { type: 'string', short: 'm' },
+  cpus: { type: 'string', short: 'c' },
+  console: { type: 'string' },
+  timeout: { type: 'string' },
+  'cpu-features': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function positiveInteger(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} "${text}" is not a whole number`);
+  return Number(text);
+}
+
+export function parseCommand(argv: readonly string[]): Command {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    return { kind: 'help', topic: rest[0] === 'run' ? 'run' : 'main' };
+  }
+  if (command === '-V' || command === '--version' || command === 'version') return { kind: 'version' };
+  if (command !== 'run') throw new UsageError(`unknown command "${command}" (try: kvm run --help)`);
+
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...rest], options: runOptions, strict: true, allowPositionals: false }));
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0]!;
+    const unknown = /Unknown option '([^']+)'/.exec(message);
+    if (unknown) throw new UsageError(`unknown option ${unknown[1]} (try: kvm run --help)`);
+    const positional = /Unexpected argument '([^']+)'/.exec(message);
+    if (positional) throw new UsageError(`unexpected argument "${positional[1]}" (try: kvm run --help)`);
+    throw new UsageError(message.replace(/\.$/, ''));
+  }
+  if (values.help) return { kind: 'help', topic: 'run' };
+  if (values.kernel === undefined) throw new UsageError('missing --kernel (-k): the kernel to boot');
+
+  let memoryBytes = DEFAULT_MEMORY_BYTES;
+  if (values.mem !== undefined) {
+    try {
+      memoryBytes = parseMemorySize(values.mem);
+    } catch (error) {
+      throw new UsageError(`--mem: ${(error as ConfigError).message}`);
+    }
+  }
+  const cpus = values.cpus !== undefined ? positiveInteger('--cpus', values.cpus) : 1;
+  const consoleKind = values.console ?? 'serial';
+  if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
+    throw new UsageError(`--console "${consoleKind}" is not serial or virtio`);
+  }
+  let timeoutSeconds: number | undefined;
+  if (values.timeout !== undefined) {
+    timeoutSeconds = Number(values.timeout);
+    if (!/^\d+(\.\d+)?$/.test(values.timeout) || !(timeoutSeconds > 0)) {
+      throw new UsageError(`--timeout "${values.timeout}" is not a positive number of seconds`);
+    }
+  }
+  const params = [...(values.params ?? []), ...(values.cmdline ?? []), ...(values.append ?? [])];
+  return {
+    kind: 'run',
+    config: {
+      kernel: values.kernel,
+      ...(values.initrd !== undefined ? { initrd: values.initrd } : {}),
+      ...(params.length ? { cmdline: params.join(' ') } : {}),
+      memoryBytes,
+      cpus,
+      console: consoleKind as ConsoleKind,
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      ...(values['cpu-features'] !== undefined ? { cpuFeatures: values['cpu-features'] } : {}),
+    },
+  };
+}
+
+export const MAIN_HELP = `kvm — a lightweight KVM virtual machine monitor
+
+usage: kvm run -k KERNEL [options]     boot a kernel (kvm run --help for options)
+       kvm --help | --version
+
+On hosts with QEMU installed, /usr/bin/kvm is QEMU: call this tool as
+\`npx kvm\`, through its alias \`kvm-ts\`, or by its path in node_modules/.bin.
+`;
+
+export const RUN_HELP = `usage: kvm run -k KERNEL [options]
+
+  -k, --kernel PATH        kernel: bzImage, ELF vmlinux, or any ELF with a PVH note
+                           (PVH is used when the note is present)
+  -i, --initrd PATH        initial ramdisk
+  -p, --params STRING      kernel command line (also --cmdline, --append);
+                           appended to the defaults "console=ttyS0 reboot=k panic=-1",
+                           each default left out when you give that parameter
+  -m, --mem SIZE           guest RAM, MiB unless suffixed K, M or G (default 256M)
+  -c, --cpus N             number of vCPUs (default 1)
+      --console KIND       serial (8250 UART on ttyS0) or virtio (hvc0)
+      --timeout SECONDS    end the run with status 124 after this long
+      --cpu-features LIST  hide or require CPUID features, e.g. -cx16,-xsave,+x2apic
+                           (names as in /proc/cpuinfo)
+  -h, --help               this help
+
+Console: the guest's serial port is stdin/stdout; on a terminal, Ctrl-A x quits
+and Ctrl-A Ctrl-A sends Ctrl-A.
+
+Exit status:
+    0   guest powered off or halted (or Ctrl-A x)
+    2   invalid arguments or configuration (bad flag, file, size, kernel format)
+    4   host error (no usable /dev/kvm, permission, I/O failure)
+   32   guest reset (i8042 reset, ACPI reset)
+   34   guest panic
+   36   guest crash (triple fault, emulation failure, unhandled exit)
+  124   --timeout expired
+  128+N killed by signal N (130 for SIGINT, 143 for SIGTERM)
+  odd   (v << 1) | 1: the guest wrote v to the debug-exit port 0xf4 (QEMU's isa-debug-exit)
+`;

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/**
+ * The `kvm` command: parse flags, build the VM through the library API, wire
+ * the console and signals, and exit with the documented status.
+ */
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
+import { VirtualMachine, messageForError, statusForError } from '../vm.js';
+import { MAIN_HELP, RUN_HELP, UsageError, parseCommand } from './args.js';
+import { TerminalConsole } from './terminal.js';
+
+function fail(message: string, status: number): never {
+  process.stderr.write(`kvm: ${message}\n`);
+  process.exit(status);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let command;
+  try {
+    command = parseCommand(argv);
+  } catch (error) {
+    if (error instanceof UsageError) fail(error.message, EXIT_INVALID_ARGUMENTS);
+    throw error;
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(command.topic === 'run' ? RUN_HELP : MAIN_HELP);
+    return;
+  }
+  if (command.kind === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`kvm ${pkg.version}\n`);
+    return;
+  }
+
+  let vm: VirtualMachine;
+  try {
+    vm = VirtualMachine.create(command.config);
+  } catch (error) {
+    fail(messageForError(error), statusForError(error));
+  }
+  const terminal = new TerminalConsole(process.stdin, {
+    input: (bytes) => vm.sendSerialInput(bytes),
+    quit: () => vm.stop({ status: EXIT_POWER_OFF, reason: 'quit from the console (Ctrl-A x)' }),
+  });
+  process.on('exit', () => terminal.restore());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => vm.stop({ status: 128 + constants.signals[signal], reason: `received ${signal}` }));
+  }
+  terminal.attach();
+  vm.start();
+  const exit = await vm.wait();
+  terminal.detach();
+  if (process.env.KVM_REPORT_EXIT || exit.status % 2 === 0 && exit.status !== EXIT_POWER_OFF) {
+    process.stderr.write(`kvm: ${exit.reason} (status ${exit.status})\n`);
+  }
+  process.exit(exit.status);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  fail(messageForError(error), statusForError(error));
+});

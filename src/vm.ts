@@ -1,0 +1,138 @@
+/**
+ * The library API: build a VM from a VmConfig, start it, await its exit.
+ * The CLI is a thin layer over this; so can any JavaScript program be.
+ */
+import createDebug from 'debug';
+import { readFileSync } from 'node:fs';
+import { BootError } from './boot/boot-error.js';
+import { loadKernel } from './boot/index.js';
+import type { BootProtocol } from './boot/cpu-state.js';
+import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
+import { addLegacyDevices } from './legacy/index.js';
+import type { UartRegisters } from './legacy/uart-8250.js';
+import { CpuidError } from './vmm/cpuid.js';
+import {
+  EXIT_HOST_ERROR,
+  EXIT_INVALID_ARGUMENTS,
+  EXIT_TIMEOUT,
+  type VmExit,
+} from './vmm/exit-status.js';
+import { PCI_HOLE_START } from './vmm/guest-ram.js';
+import { KvmError } from './vmm/kvm.js';
+import { HostCallError } from './vmm/libc.js';
+import { Machine, type MachineTimings } from './vmm/machine.js';
+
+const log = createDebug('kvm:vm');
+
+export class VirtualMachine {
+  private timeout: NodeJS.Timeout | undefined;
+  private started = false;
+
+  private constructor(
+    private readonly machine: Machine,
+    private readonly uart: UartRegisters,
+    private readonly entry: Parameters<Machine['start']>[0],
+    readonly protocol: BootProtocol,
+    readonly cmdline: string,
+    private readonly timeoutSeconds: number | undefined,
+  ) {}
+
+  /** Validates the config, creates the VM and loads the kernel. Throws ConfigError, BootError or KvmError. */
+  static create(config: VmConfig): VirtualMachine {
+    const valid = validateConfig(config);
+    const kernel = readFileSync(valid.kernel);
+    const initrd = valid.initrd !== undefined ? readFileSync(valid.initrd) : undefined;
+    const cmdline = kernelCommandLine(valid);
+    if (valid.console === 'virtio') {
+      throw new ConfigError('bad-value', '--console virtio needs virtio-console, which this build does not have yet');
+    }
+    const machine = Machine.create({
+      memoryBytes: valid.memoryBytes,
+      cpus: valid.cpus,
+      cpuFeatures: valid.cpuFeatureEdits,
+    });
+    try {
+      const highMemoryBytes = Math.max(0, valid.memoryBytes - PCI_HOLE_START);
+      const uart = addLegacyDevices(machine, {
+        serialOutputFd: valid.serialOutputFd ?? 1,
+        memoryBytes: valid.memoryBytes,
+        highMemoryBytes,
+      });
+      const boot = loadKernel({
+        kernel,
+        ...(initrd ? { initrd } : {}),
+        cmdline,
+        memory: machine.memory,
+      });
+      log('kernel %s loaded by %s, entry 0x%s', valid.kernel, boot.protocol, boot.cpu.rip.toString(16));
+      return new VirtualMachine(machine, uart, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds);
+    } catch (error) {
+      void machine.close();
+      throw error;
+    }
+  }
+
+  get vcpuCount(): number {
+    return this.machine.vcpuCount;
+  }
+
+  get timings(): MachineTimings {
+    return this.machine.timings;
+  }
+
+  /** Starts the vCPUs. Resolves `exited` when the guest or the host ends the run. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.machine.start(this.entry);
+    if (this.timeoutSeconds !== undefined) {
+      this.timeout = setTimeout(
+        () => this.machine.finish({ status: EXIT_TIMEOUT, reason: `timeout after ${this.timeoutSeconds} s` }),
+        this.timeoutSeconds * 1000,
+      );
+    }
+  }
+
+  /** Bytes typed at the serial console. */
+  sendSerialInput(bytes: Uint8Array): void {
+    this.uart.receive(bytes);
+  }
+
+  /** Ends the run from the host side (e.g. Ctrl-A x, a signal). */
+  stop(exit: VmExit): void {
+    this.machine.finish(exit);
+  }
+
+  /** Waits for the run to end, then releases the VM and its threads. */
+  async wait(): Promise<VmExit> {
+    const exit = await this.machine.exited;
+    if (this.timeout) clearTimeout(this.timeout);
+    await this.machine.close();
+    return exit;
+  }
+}
+
+/** Runs a VM to completion; failures to build it come back as an exit status too. */
+export async function runVm(config: VmConfig): Promise<VmExit> {
+  let vm: VirtualMachine;
+  try {
+    vm = VirtualMachine.create(config);
+  } catch (error) {
+    return { status: statusForError(error), reason: messageForError(error) };
+  }
+  vm.start();
+  return vm.wait();
+}
+
+/** The documented status for an error raised while building a VM. */
+export function statusForError(error: unknown): number {
+  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError) return EXIT_INVALID_ARGUMENTS;
+  if (error instanceof KvmError && error.kind === 'vcpu-limit') return EXIT_INVALID_ARGUMENTS;
+  return EXIT_HOST_ERROR;
+}
+
+export function messageForError(error: unknown): string {
+  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError) return error.message;
+  if (error instanceof KvmError || error instanceof HostCallError) return error.message;
+  return `internal error: ${error instanceof Error ? error.message : String(error)}`;
+}

@@ -1,0 +1,161 @@
+/**
+ * /dev/kvm and the VM file descriptor: creating a VM, its in-kernel devices,
+ * memory slots, interrupt lines, ioeventfds and irqfds. vCPU ioctls live in vcpu.ts.
+ */
+import * as abi from './kvm-abi.js';
+import { HostCallError, O_RDWR, ioctl, ioctlBuffer, open } from './libc.js';
+
+export type KvmErrorKind = 'unavailable' | 'permission' | 'api-version' | 'capability' | 'vcpu-limit' | 'ioctl';
+
+export class KvmError extends Error {
+  constructor(
+    readonly kind: KvmErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'KvmError';
+  }
+}
+
+/** Runs an ioctl wrapper, turning a failure into a KvmError that names it. */
+function kvmCall<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof HostCallError) throw new KvmError('ioctl', error.message, { cause: error });
+    throw error;
+  }
+}
+
+/** The system-level handle on /dev/kvm. */
+export class Kvm {
+  readonly fd: number;
+
+  private constructor(fd: number) {
+    this.fd = fd;
+  }
+
+  static open(path = '/dev/kvm'): Kvm {
+    let fd: number;
+    try {
+      fd = open(path, O_RDWR);
+    } catch (error) {
+      const code = error instanceof HostCallError ? error.code : '';
+      if (code === 'EACCES' || code === 'EPERM') {
+        throw new KvmError('permission', `${path}: permission denied (add yourself to the kvm group or run as root)`);
+      }
+      throw new KvmError('unavailable', `${path}: cannot open (${code || String(error)}); is KVM enabled on this host?`);
+    }
+    const kvm = new Kvm(fd);
+    const version = kvmCall(() => ioctl(fd, abi.KVM_GET_API_VERSION, 'KVM_GET_API_VERSION'));
+    if (version !== abi.KVM_API_VERSION) {
+      throw new KvmError('api-version', `${path}: KVM API version ${version}, expected ${abi.KVM_API_VERSION}`);
+    }
+    for (const [cap, name] of [
+      [abi.KVM_CAP_IRQCHIP, 'KVM_CAP_IRQCHIP'],
+      [abi.KVM_CAP_USER_MEMORY, 'KVM_CAP_USER_MEMORY'],
+      [abi.KVM_CAP_SET_TSS_ADDR, 'KVM_CAP_SET_TSS_ADDR'],
+      [abi.KVM_CAP_EXT_CPUID, 'KVM_CAP_EXT_CPUID'],
+      [abi.KVM_CAP_PIT2, 'KVM_CAP_PIT2'],
+      [abi.KVM_CAP_IOEVENTFD, 'KVM_CAP_IOEVENTFD'],
+      [abi.KVM_CAP_IRQFD, 'KVM_CAP_IRQFD'],
+      [abi.KVM_CAP_IMMEDIATE_EXIT, 'KVM_CAP_IMMEDIATE_EXIT'],
+    ] as const) {
+      if (kvm.checkExtension(cap) <= 0) throw new KvmError('capability', `${path}: KVM lacks ${name}`);
+    }
+    return kvm;
+  }
+
+  checkExtension(capability: number): number {
+    return kvmCall(() => ioctl(this.fd, abi.KVM_CHECK_EXTENSION, 'KVM_CHECK_EXTENSION', capability));
+  }
+
+  /** KVM's recommended vCPU limit (KVM_CAP_NR_VCPUS), falling back to 4 as the API says. */
+  get recommendedVcpus(): number {
+    return this.checkExtension(abi.KVM_CAP_NR_VCPUS) || 4;
+  }
+
+  get maxVcpus(): number {
+    return this.checkExtension(abi.KVM_CAP_MAX_VCPUS) || this.recommendedVcpus;
+  }
+
+  get vcpuMmapSize(): number {
+    return kvmCall(() => ioctl(this.fd, abi.KVM_GET_VCPU_MMAP_SIZE, 'KVM_GET_VCPU_MMAP_SIZE'));
+  }
+
+  /** The raw kvm_cpuid2 entries the host supports (40 bytes each). */
+  supportedCpuid(): Uint8Array {
+    for (let capacity = 128; capacity <= 4096; capacity *= 2) {
+      const buffer = new Uint8Array(abi.SIZEOF_KVM_CPUID2 + capacity * abi.SIZEOF_KVM_CPUID_ENTRY2);
+      new DataView(buffer.buffer).setUint32(0, capacity, true);
+      try {
+        ioctlBuffer(this.fd, abi.KVM_GET_SUPPORTED_CPUID, 'KVM_GET_SUPPORTED_CPUID', buffer);
+      } catch (error) {
+        if (error instanceof HostCallError && error.code === 'E2BIG') continue;
+        throw kvmCall(() => {
+          throw error;
+        });
+      }
+      const count = new DataView(buffer.buffer).getUint32(0, true);
+      return buffer.slice(abi.SIZEOF_KVM_CPUID2, abi.SIZEOF_KVM_CPUID2 + count * abi.SIZEOF_KVM_CPUID_ENTRY2);
+    }
+    throw new KvmError('ioctl', 'KVM_GET_SUPPORTED_CPUID: too many entries');
+  }
+
+  createVm(): VmFd {
+    return new VmFd(kvmCall(() => ioctl(this.fd, abi.KVM_CREATE_VM, 'KVM_CREATE_VM', 0)));
+  }
+}
+
+/**
+ * Addresses KVM needs on Intel for real-mode emulation: three pages for the
+ * TSS and one for the identity map, placed just under the 4 GiB BIOS area,
+ * inside the PCI hole where no RAM lives (as kvmtool and Firecracker do).
+ */
+export const KVM_TSS_ADDRESS = 0xfffbd000;
+export const KVM_IDENTITY_MAP_ADDRESS = 0xfffbc000;
+
+/** VM-level ioctls. The fd is a plain number, usable from any thread. */
+export class VmFd {
+  constructor(readonly fd: number) {}
+
+  setupPlatform(): void {
+    kvmCall(() => {
+      ioctl(this.fd, abi.KVM_SET_TSS_ADDR, 'KVM_SET_TSS_ADDR', KVM_TSS_ADDRESS);
+      const identity = new Uint8Array(8);
+      new DataView(identity.buffer).setBigUint64(0, BigInt(KVM_IDENTITY_MAP_ADDRESS), true);
+      ioctlBuffer(this.fd, abi.KVM_SET_IDENTITY_MAP_ADDR, 'KVM_SET_IDENTITY_MAP_ADDR', identity);
+      ioctl(this.fd, abi.KVM_CREATE_IRQCHIP, 'KVM_CREATE_IRQCHIP');
+      // struct kvm_pit_config { u32 flags; u32 pad[15]; }: flags 0 = no speaker dummy.
+      ioctlBuffer(this.fd, abi.KVM_CREATE_PIT2, 'KVM_CREATE_PIT2', new Uint8Array(abi.SIZEOF_KVM_PIT_CONFIG));
+    });
+  }
+
+  setUserMemoryRegion(slot: number, guestAddress: number, size: number, hostAddress: number): void {
+    const region = new Uint8Array(abi.SIZEOF_KVM_USERSPACE_MEMORY_REGION);
+    const v = new DataView(region.buffer);
+    v.setUint32(0, slot, true);
+    v.setUint32(4, 0, true); // flags
+    v.setBigUint64(8, BigInt(guestAddress), true);
+    v.setBigUint64(16, BigInt(size), true);
+    v.setBigUint64(24, BigInt(hostAddress), true);
+    kvmCall(() => ioctlBuffer(this.fd, abi.KVM_SET_USER_MEMORY_REGION, 'KVM_SET_USER_MEMORY_REGION', region));
+  }
+
+  createVcpu(id: number): number {
+    return kvmCall(() => ioctl(this.fd, abi.KVM_CREATE_VCPU, 'KVM_CREATE_VCPU', id));
+  }
+}
+
+/**
+ * Sets an interrupt line of the in-kernel PIC/IOAPIC. Usable from any thread
+ * (vCPU workers raise the UART's line), so it takes the VM fd, not an object.
+ */
+const irqLevelBuffer = new Uint8Array(abi.SIZEOF_KVM_IRQ_LEVEL);
+const irqLevelView = new DataView(irqLevelBuffer.buffer);
+export function setIrqLine(vmFd: number, irq: number, level: boolean): void {
+  irqLevelView.setUint32(0, irq, true);
+  irqLevelView.setUint32(4, level ? 1 : 0, true);
+  kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQ_LINE, 'KVM_IRQ_LINE', irqLevelBuffer));
+}

@@ -1,0 +1,233 @@
+/**
+ * The libc calls the VMM needs, bound once through koffi. Every module that
+ * touches the host kernel goes through here, so a failing call always becomes
+ * a HostCallError naming the call and errno.
+ */
+import koffi from 'koffi';
+import os from 'node:os';
+
+export class HostCallError extends Error {
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    readonly code: string,
+  ) {
+    super(`${call} failed: ${code} (${describeErrno(errno)})`);
+    this.name = 'HostCallError';
+  }
+}
+
+const errnoNames = new Map<number, string>(
+  Object.entries(os.constants.errno).map(([name, value]) => [value as number, name]),
+);
+
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `errno ${errno}`;
+}
+
+function describeErrno(errno: number): string {
+  const messages: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    ENOENT: 'no such file or directory',
+    EINVAL: 'invalid argument',
+    ENOMEM: 'out of memory',
+    EEXIST: 'already exists',
+    EBUSY: 'device or resource busy',
+    EFAULT: 'bad address',
+    ENXIO: 'no such device or address',
+    ENODEV: 'no such device',
+    ENOTTY: 'inappropriate ioctl for device',
+    EINTR: 'interrupted',
+    E2BIG: 'argument list too long',
+    EAGAIN: 'try again',
+    ENOSPC: 'no space left on device',
+    EBADF: 'bad file descriptor',
+  };
+  return messages[errnoName(errno)] ?? errnoName(errno);
+}
+
+const lib = koffi.load('libc.so.6');
+
+// ioctl and friends are variadic in C; x86-64 passes these integer/pointer
+// arguments identically either way, and the fixed prototypes are cheaper per call.
+const ioctlValue = lib.func('int ioctl(int fd, unsigned long request, uint64_t arg)') as (
+  fd: number,
+  request: number,
+  arg: number | bigint,
+) => number;
+const ioctlPointer = lib.func('int ioctl(int fd, unsigned long request, void *arg)') as (
+  fd: number,
+  request: number,
+  arg: Uint8Array | null,
+) => number;
+const cOpen = lib.func('int open(const char *path, int flags, int mode)') as (p: string, f: number, m: number) => number;
+const cClose = lib.func('int close(int fd)') as (fd: number) => number;
+const cMmap = lib.func('uint64_t mmap(uint64_t addr, size_t length, int prot, int flags, int fd, int64_t offset)') as (
+  addr: number,
+  length: number,
+  prot: number,
+  flags: number,
+  fd: number,
+  offset: number,
+) => number | bigint;
+const cMunmap = lib.func('int munmap(uint64_t addr, size_t length)') as (addr: number, length: number) => number;
+const cMadvise = lib.func('int madvise(uint64_t addr, size_t length, int advice)') as (
+  addr: number,
+  length: number,
+  advice: number,
+) => number;
+const cEventfd = lib.func('int eventfd(unsigned int initval, int flags)') as (init: number, flags: number) => number;
+const cRead = lib.func('int64_t read(int fd, void *buf, size_t count)') as (fd: number, buf: Uint8Array, n: number) => number;
+const cWrite = lib.func('int64_t write(int fd, const void *buf, size_t count)') as (
+  fd: number,
+  buf: Uint8Array,
+  n: number,
+) => number;
+const cGettid = lib.func('int gettid(void)') as () => number;
+const cGetpid = lib.func('int getpid(void)') as () => number;
+const cTgkill = lib.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number;
+const cSigrtmin = lib.func('int __libc_current_sigrtmin(void)') as () => number;
+const cPthreadSigmask = lib.func('int pthread_sigmask(int how, const void *set, void *oldset)') as (
+  how: number,
+  set: Uint8Array | null,
+  old: Uint8Array | null,
+) => number;
+const cSigtimedwait = lib.func('int sigtimedwait(const void *set, void *info, const void *timeout)') as (
+  set: Uint8Array,
+  info: Uint8Array | null,
+  timeout: Uint8Array,
+) => number;
+
+export const O_RDONLY = 0;
+export const O_RDWR = 2;
+export const O_CLOEXEC = 0o2000000;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+const MAP_FAILED = 2 ** 64 - 1;
+export const MADV_MERGEABLE = 12;
+export const MADV_DONTFORK = 10;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const SIG_BLOCK = 0;
+export const SIG_SETMASK = 2;
+/** Kernel sigset_t as passed to KVM_SET_SIGNAL_MASK: 64 signals. */
+export const KERNEL_SIGSET_BYTES = 8;
+/** glibc sigset_t. */
+const SIGSET_BYTES = 128;
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+function check(call: string, result: number): number {
+  if (result < 0) {
+    const e = koffi.errno();
+    throw new HostCallError(call, e, errnoName(e));
+  }
+  return result;
+}
+
+export function open(path: string, flags: number, mode = 0): number {
+  return check(`open ${path}`, cOpen(path, flags | O_CLOEXEC, mode));
+}
+
+export function close(fd: number): void {
+  cClose(fd);
+}
+
+/** ioctl with an integer argument; returns the non-negative result or throws. */
+export function ioctl(fd: number, request: number, name: string, arg: number | bigint = 0): number {
+  return check(name, ioctlValue(fd, request, arg));
+}
+
+/** ioctl with a buffer argument the kernel reads and/or writes in place. */
+export function ioctlBuffer(fd: number, request: number, name: string, arg: Uint8Array | null): number {
+  return check(name, ioctlPointer(fd, request, arg));
+}
+
+/** Raw ioctl for hot paths: returns -errno instead of throwing. */
+export function ioctlRaw(fd: number, request: number, arg: number): number {
+  const r = ioctlValue(fd, request, arg);
+  return r < 0 ? -koffi.errno() : r;
+}
+
+export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): number {
+  const address = Number(cMmap(0, length, prot, flags, fd, offset));
+  if (address === MAP_FAILED || address === -1) {
+    const e = koffi.errno();
+    throw new HostCallError('mmap', e, errnoName(e));
+  }
+  return address;
+}
+
+export function munmap(address: number, length: number): void {
+  check('munmap', cMunmap(address, length));
+}
+
+/** Advice is best effort: a kernel without KSM still runs the VM. */
+export function madvise(address: number, length: number, advice: number): boolean {
+  return cMadvise(address, length, advice) === 0;
+}
+
+/** An ArrayBuffer over host memory at address (no copy). */
+export function view(address: number, length: number): ArrayBuffer {
+  return koffi.view(address, length) as ArrayBuffer;
+}
+
+export function eventfd(flags = EFD_CLOEXEC): number {
+  return check('eventfd', cEventfd(0, flags));
+}
+
+export function readFd(fd: number, buffer: Uint8Array): number {
+  const r = cRead(fd, buffer, buffer.length);
+  return r < 0 ? -koffi.errno() : r;
+}
+
+export function writeFd(fd: number, buffer: Uint8Array): number {
+  const r = cWrite(fd, buffer, buffer.length);
+  return r < 0 ? -koffi.errno() : r;
+}
+
+export function gettid(): number {
+  return cGettid();
+}
+
+export function getpid(): number {
+  return cGetpid();
+}
+
+export function tgkill(tgid: number, tid: number, signal: number): boolean {
+  return cTgkill(tgid, tid, signal) === 0;
+}
+
+/** The real-time signal used to kick a vCPU out of KVM_RUN. */
+export function kickSignal(): number {
+  return cSigrtmin() + 6;
+}
+
+function sigset(signal: number): Uint8Array {
+  const set = new Uint8Array(SIGSET_BYTES);
+  set[(signal - 1) >> 3]! |= 1 << ((signal - 1) & 7);
+  return set;
+}
+
+/**
+ * Blocks signal in the calling thread and returns the kernel sigset (64 bits)
+ * that was in force before, for KVM_SET_SIGNAL_MASK.
+ */
+export function blockSignalInThread(signal: number): Uint8Array {
+  const old = new Uint8Array(SIGSET_BYTES);
+  check('pthread_sigmask', -Math.abs(cPthreadSigmask(SIG_BLOCK, sigset(signal), old)));
+  return old.slice(0, KERNEL_SIGSET_BYTES);
+}
+
+/** Consumes a pending (blocked) signal without waiting; true if one was pending. */
+export function consumePendingSignal(signal: number): boolean {
+  const zeroTimeout = new Uint8Array(16);
+  return cSigtimedwait(sigset(signal), null, zeroTimeout) === signal;
+}

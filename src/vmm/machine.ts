@@ -1,0 +1,196 @@
+/**
+ * A KVM virtual machine and its vCPU threads, seen from the main thread:
+ * VM and RAM creation, device registration, starting one worker per vCPU,
+ * and ending the run exactly once with a VmExit.
+ */
+import createDebug from 'debug';
+import { Worker } from 'node:worker_threads';
+import type { CpuEntryState } from '../boot/cpu-state.js';
+import { CpuidTable, vcpuCpuid, type CpuFeatureEdits } from './cpuid.js';
+import type { DeviceSpec } from './device.js';
+import type { VmExit } from './exit-status.js';
+import type { GuestMemory, RegionDescriptor } from './guest-memory.js';
+import { allocateGuestRam } from './guest-ram.js';
+import { RUN } from './kvm-abi.js';
+import { Kvm, KvmError, type VmFd } from './kvm.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, kickSignal, mmap, tgkill, view } from './libc.js';
+import { CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './vcpu-protocol.js';
+
+const log = createDebug('kvm:machine');
+
+export interface MachineOptions {
+  readonly memoryBytes: number;
+  readonly cpus: number;
+  readonly cpuFeatures?: CpuFeatureEdits;
+}
+
+interface VcpuHandle {
+  readonly index: number;
+  readonly fd: number;
+  readonly runAddress: number;
+  readonly runPage: Uint8Array;
+  worker?: Worker;
+  tid?: number;
+  stopped: boolean;
+}
+
+export interface MachineTimings {
+  /** performance.timeOrigin-based ms at which start() was called. */
+  started?: number;
+  /** ...and at which the first vCPU exit happened (the guest ran its first I/O). */
+  firstExit?: number;
+}
+
+export class Machine {
+  readonly memory: GuestMemory;
+  readonly regions: readonly RegionDescriptor[];
+  readonly timings: MachineTimings = {};
+  private readonly devices: DeviceSpec[] = [];
+  private readonly vcpus: VcpuHandle[];
+  private readonly control = new SharedArrayBuffer(4 * 4);
+  private readonly signal = kickSignal();
+  private exitResolve!: (exit: VmExit) => void;
+  private result: VmExit | undefined;
+  private allStopped!: Promise<void>;
+  readonly exited: Promise<VmExit>;
+  private readonly cpuidBase: CpuidTable;
+
+  private constructor(
+    readonly kvm: Kvm,
+    readonly vm: VmFd,
+    ram: { memory: GuestMemory; regions: readonly RegionDescriptor[] },
+    readonly options: MachineOptions,
+  ) {
+    this.memory = ram.memory;
+    this.regions = ram.regions;
+    this.exited = new Promise((resolve) => (this.exitResolve = resolve));
+    this.cpuidBase = new CpuidTable(kvm.supportedCpuid());
+    if (options.cpuFeatures) this.cpuidBase.applyFeatureEdits(options.cpuFeatures);
+    const runSize = kvm.vcpuMmapSize;
+    this.vcpus = Array.from({ length: options.cpus }, (_, index) => {
+      const fd = vm.createVcpu(index);
+      const runAddress = mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      return { index, fd, runAddress, runPage: new Uint8Array(view(runAddress, runSize)), stopped: false };
+    });
+  }
+
+  static create(options: MachineOptions, kvm = Kvm.open()): Machine {
+    const max = kvm.maxVcpus;
+    if (options.cpus < 1 || options.cpus > max) {
+      throw new KvmError('vcpu-limit', `${options.cpus} vCPUs requested; this host's KVM allows 1 to ${max}`);
+    }
+    const vm = kvm.createVm();
+    vm.setupPlatform();
+    const ram = allocateGuestRam(vm, options.memoryBytes);
+    log('VM fd %d with %d MiB in %d region(s), %d vCPU(s)', vm.fd, options.memoryBytes / 2 ** 20, ram.regions.length, options.cpus);
+    return new Machine(kvm, vm, ram, options);
+  }
+
+  get vcpuCount(): number {
+    return this.vcpus.length;
+  }
+
+  /** The CPUID table vCPU `index` will see. */
+  cpuidFor(index: number): CpuidTable {
+    return vcpuCpuid(this.cpuidBase, index, this.vcpus.length);
+  }
+
+  /** Lets a quirk layer or a config adjust the common CPUID table before start. */
+  editCpuid(fn: (table: CpuidTable) => void): void {
+    fn(this.cpuidBase);
+  }
+
+  addDevice(spec: DeviceSpec): void {
+    this.devices.push(spec);
+  }
+
+  /** Starts every vCPU; the boot vCPU (0) enters at `entry`. */
+  start(entry: CpuEntryState): void {
+    this.timings.started = performance.timeOrigin + performance.now();
+    const workerUrl = new URL('./vcpu-worker.js', import.meta.url);
+    const stops: Promise<void>[] = [];
+    for (const vcpu of this.vcpus) {
+      const data: VcpuWorkerData = {
+        index: vcpu.index,
+        vcpuFd: vcpu.fd,
+        vmFd: this.vm.fd,
+        runAddress: vcpu.runAddress,
+        runSize: vcpu.runPage.length,
+        regions: this.regions,
+        devices: this.devices,
+        cpuid: this.cpuidFor(vcpu.index).toKvmCpuid2(),
+        ...(vcpu.index === 0 ? { entry } : {}),
+        control: this.control,
+        kickSignal: this.signal,
+      };
+      const worker = new Worker(workerUrl, { workerData: data });
+      vcpu.worker = worker;
+      stops.push(
+        new Promise<void>((resolve) => {
+          worker.on('message', (message: VcpuMessage) => this.onMessage(vcpu, message));
+          worker.on('error', (error) => {
+            log('vCPU %d worker error: %O', vcpu.index, error);
+            this.finish({ status: 4, reason: `vCPU ${vcpu.index} thread failed: ${error.message}` });
+          });
+          worker.on('exit', () => {
+            vcpu.stopped = true;
+            resolve();
+          });
+        }),
+      );
+    }
+    this.allStopped = Promise.all(stops).then(() => undefined);
+  }
+
+  private onMessage(vcpu: VcpuHandle, message: VcpuMessage): void {
+    switch (message.type) {
+      case 'running':
+        vcpu.tid = message.tid;
+        if (Atomics.load(new Int32Array(this.control), CONTROL_STOP) !== 0) this.kick(vcpu);
+        break;
+      case 'first-exit':
+        this.timings.firstExit ??= message.at;
+        break;
+      case 'exit':
+        this.finish(message.exit);
+        break;
+      case 'stopped':
+        // A vCPU that stops on its own without an exit (all of them halted for good) ends nothing by itself.
+        break;
+    }
+  }
+
+  /** Ends the run (first caller wins) and asks every vCPU to stop. */
+  finish(exit: VmExit): void {
+    if (this.result) return;
+    this.result = exit;
+    log('exit: status %d, %s', exit.status, exit.reason);
+    this.requestStop();
+    this.exitResolve(exit);
+  }
+
+  private requestStop(): void {
+    Atomics.store(new Int32Array(this.control), CONTROL_STOP, 1);
+    for (const vcpu of this.vcpus) this.kick(vcpu);
+  }
+
+  /** Makes KVM_RUN return: immediate_exit covers a vCPU about to enter, the signal one inside. */
+  private kick(vcpu: VcpuHandle): void {
+    vcpu.runPage[RUN.immediate_exit] = 1;
+    if (vcpu.tid !== undefined && !vcpu.stopped) tgkill(getpid(), vcpu.tid, this.signal);
+  }
+
+  /** Stops the vCPU threads and releases the VM. Safe to call more than once. */
+  async close(): Promise<void> {
+    this.requestStop();
+    if (this.allStopped) {
+      // A worker still loading its modules never reaches KVM_RUN: terminate covers it.
+      const timer = setTimeout(() => this.vcpus.forEach((v) => void v.worker?.terminate()), 2000);
+      await this.allStopped;
+      clearTimeout(timer);
+    }
+    for (const vcpu of this.vcpus) close(vcpu.fd);
+    close(this.vm.fd);
+    close(this.kvm.fd);
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * What the main thread and a vCPU thread say to each other: the worker's
+ * start data, its messages, and the shared control words.
+ */
+import type { CpuEntryState } from '../boot/cpu-state.js';
+import type { DeviceSpec } from './device.js';
+import type { VmExit } from './exit-status.js';
+import type { RegionDescriptor } from './guest-memory.js';
+
+export interface VcpuWorkerData {
+  readonly index: number;
+  readonly vcpuFd: number;
+  readonly vmFd: number;
+  readonly runAddress: number;
+  readonly runSize: number;
+  readonly regions: readonly RegionDescriptor[];
+  readonly devices: readonly DeviceSpec[];
+  readonly cpuid: Uint8Array;
+  readonly entry?: CpuEntryState;
+  /** Int32Array slots: see CONTROL_*. */
+  readonly control: SharedArrayBuffer;
+  readonly kickSignal: number;
+}
+
+export type VcpuMessage =
+  | { readonly type: 'running'; readonly index: number; readonly tid: number; readonly at: number }
+  | { readonly type: 'first-exit'; readonly index: number; readonly at: number }
+  | { readonly type: 'exit'; readonly index: number; readonly exit: VmExit }
+  | { readonly type: 'stopped'; readonly index: number };
+
+/** control[CONTROL_STOP] != 0 asks every vCPU to leave its loop. */
+export const CONTROL_STOP = 0;
+

@@ -1,0 +1,111 @@
+/**
+ * A vCPU thread: sets up its vCPU, builds the device buses from their specs
+ * and loops on KVM_RUN, serving every exit on this thread. It reports to the
+ * main thread only to start, to end the VM, and when it stops.
+ */
+import createDebug from 'debug';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Bus } from './bus.js';
+import type { DeviceContext, DeviceFactory } from './device.js';
+import { EXIT_HOST_ERROR, type VmExit } from './exit-status.js';
+import { handleExit } from './exits.js';
+import { memoryFromRegions } from './guest-ram.js';
+import * as abi from './kvm-abi.js';
+import { setIrqLine } from './kvm.js';
+import { KERNEL_SIGSET_BYTES, blockSignalInThread, consumePendingSignal, errnoName, gettid, ioctlBuffer, ioctlRaw } from './libc.js';
+import { Vcpu } from './vcpu.js';
+import { CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './vcpu-protocol.js';
+
+const EINTR = 4;
+const EAGAIN = 11;
+
+async function main(): Promise<void> {
+  const data = workerData as VcpuWorkerData;
+  const port = parentPort!;
+  const log = createDebug(`kvm:vcpu:${data.index}`);
+  const control = new Int32Array(data.control);
+  const post = (message: VcpuMessage): void => port.postMessage(message);
+  let requested: VmExit | undefined;
+
+  const fail = (reason: string): void => post({ type: 'exit', index: data.index, exit: { status: EXIT_HOST_ERROR, reason } });
+
+  try {
+    const vcpu = new Vcpu(data.index, data.vcpuFd, data.runAddress, data.runSize);
+    // The kick signal stays blocked in this thread except inside KVM_RUN, where
+    // it only interrupts the run (EINTR): no handler ever runs in JavaScript.
+    const mask = blockSignalInThread(data.kickSignal);
+    const signalMask = new Uint8Array(4 + KERNEL_SIGSET_BYTES);
+    new DataView(signalMask.buffer).setUint32(0, KERNEL_SIGSET_BYTES, true);
+    signalMask.set(mask, 4);
+    ioctlBuffer(vcpu.fd, abi.KVM_SET_SIGNAL_MASK, 'KVM_SET_SIGNAL_MASK', signalMask);
+
+    vcpu.setCpuid(data.cpuid);
+    vcpu.setupLapic();
+    if (data.entry) vcpu.applyEntryState(data.entry);
+
+    const memory = memoryFromRegions(data.regions);
+    const pio = new Bus('pio', (address, write, size) =>
+      log('unhandled port %s 0x%s (%d bytes)', write ? 'write' : 'read', address.toString(16), size),
+    );
+    const mmio = new Bus('mmio', (address, write, size) =>
+      log('unhandled mmio %s 0x%s (%d bytes)', write ? 'write' : 'read', address.toString(16), size),
+    );
+    const context: DeviceContext = {
+      vmFd: data.vmFd,
+      vcpuIndex: data.index,
+      memory,
+      setIrq: (irq, level) => setIrqLine(data.vmFd, irq, level),
+      requestExit: (exit) => {
+        requested ??= exit;
+      },
+      log,
+    };
+    for (const spec of data.devices) {
+      const module = (await import(spec.module)) as Record<string, DeviceFactory>;
+      const factory = module[spec.factory];
+      if (typeof factory !== 'function') throw new Error(`device ${spec.name}: ${spec.module} has no ${spec.factory}`);
+      (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, factory(spec, context));
+    }
+    const exitContext = {
+      pio,
+      mmio,
+      instructionBytes: () => vcpu.instructionBytes(memory),
+    };
+
+    post({ type: 'running', index: data.index, tid: gettid(), at: performance.timeOrigin + performance.now() });
+    let firstExit = true;
+    const run = vcpu.run;
+    const view = vcpu.runView;
+    for (;;) {
+      if (Atomics.load(control, CONTROL_STOP) !== 0) break;
+      const result = ioctlRaw(vcpu.fd, abi.KVM_RUN, 0);
+      if (result < 0) {
+        if (result === -EINTR || result === -EAGAIN) {
+          consumePendingSignal(data.kickSignal);
+          continue;
+        }
+        fail(`KVM_RUN failed on vCPU ${data.index}: ${errnoName(-result)}`);
+        break;
+      }
+      if (firstExit) {
+        firstExit = false;
+        post({ type: 'first-exit', index: data.index, at: performance.timeOrigin + performance.now() });
+      }
+      const action = handleExit(run, view, exitContext);
+      if (action.kind === 'stop') {
+        post({ type: 'exit', index: data.index, exit: { status: action.status, reason: action.reason } });
+        break;
+      }
+      if (requested) {
+        post({ type: 'exit', index: data.index, exit: requested });
+        break;
+      }
+    }
+  } catch (error) {
+    log('vCPU thread failed: %O', error);
+    fail(`vCPU ${data.index}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  post({ type: 'stopped', index: data.index });
+}
+
+void main();
