@@ -2,7 +2,9 @@
 
 import type { GuestMemory } from '../vmm/guest-memory.js';
 import type { BootProtocol, CpuEntryState } from './cpu-state.js';
-import type { MemoryMapEntry, ReservedRange } from './memory-map.js';
+import type { GuestRange, MemoryMapEntry, ReservedRange } from './memory-map.js';
+
+export type { GuestRange } from './memory-map.js';
 
 export interface BootOptions {
   /** Kernel file contents: a bzImage, or an ELF (vmlinux or any PVH-capable ELF). */
@@ -16,9 +18,6 @@ export interface BootOptions {
   /** Guest physical address of the ACPI RSDP, when the VMM built tables. */
   readonly acpiRsdp?: number;
 }
-
-/** A guest physical range [start, end). */
-export type GuestRange = readonly [number, number];
 
 export interface BootResult {
   readonly protocol: BootProtocol;
@@ -34,6 +33,8 @@ export interface BootResult {
 export interface LoadContext {
   readonly memory: GuestMemory;
   readonly memoryMap: readonly MemoryMapEntry[];
+  /** RAM the loaders may fill (see usableRanges). */
+  readonly usable: readonly GuestRange[];
   /** Command line bytes without the NUL. */
   readonly cmdline: Uint8Array;
   /** Absent when no initrd was given or it is empty. */

@@ -27,14 +27,14 @@ export function loadBzImage(ctx: LoadContext, image: Uint8Array): BootResult {
   if (!hdr.relocatable && load < HIGH_MEMORY_START) {
     throw new BootError('bad-header', `non-relocatable bzImage wants to load at ${hex(load)}, below 1 MiB`);
   }
-  if (end > FOUR_GIB || !isUsableRam(ctx.memoryMap, load, end)) {
+  if (end > FOUR_GIB || !isUsableRam(ctx.usable, load, end)) {
     throw new BootError(
       'too-large',
       `kernel needs guest RAM ${hex(load)}-${hex(end)} (image ${hex(payload.length)} bytes, init_size ${hex(hdr.initSize)}) below 4 GiB`,
     );
   }
   // initrd_addr_max is the highest byte the initrd may occupy, hence + 1.
-  const initrdRange = planInitrd(ctx.memoryMap, ctx.initrd, end, Math.min(hdr.initrdAddrMax + 1, FOUR_GIB));
+  const initrdRange = planInitrd(ctx.usable, ctx.initrd, end, Math.min(hdr.initrdAddrMax + 1, FOUR_GIB));
 
   ctx.memory.write(load, payload);
   if (initrdRange && ctx.initrd) ctx.memory.write(initrdRange[0], ctx.initrd);

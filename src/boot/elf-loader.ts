@@ -33,7 +33,7 @@ export function loadElfKernel(ctx: LoadContext, image: Uint8Array, elf: ElfKerne
     throw new BootError('bad-elf', `malformed ELF kernel: ${what} ${hex(entry ?? elf.entry)} is not inside a loaded segment`);
   }
   // Both entry modes reach only the first 4 GiB (32-bit, or the identity map).
-  const initrdRange = planInitrd(ctx.memoryMap, ctx.initrd, kernelRange[1], FOUR_GIB);
+  const initrdRange = planInitrd(ctx.usable, ctx.initrd, kernelRange[1], FOUR_GIB);
 
   for (const seg of elf.segments) {
     ctx.memory.write(seg.physicalAddress, image.subarray(seg.fileOffset, seg.fileOffset + seg.fileSize));
@@ -85,7 +85,7 @@ function checkSegment(ctx: LoadContext, seg: ElfSegment): void {
   if (end > FOUR_GIB) {
     throw new BootError('segment-outside-ram', `${where} ends above 4 GiB, beyond what the boot entry can reach`);
   }
-  if (!isUsableRam(ctx.memoryMap, start, end)) {
+  if (!isUsableRam(ctx.usable, start, end)) {
     throw new BootError('segment-outside-ram', `${where} is not inside guest RAM`);
   }
 }

@@ -8,7 +8,8 @@ import type { BootOptions, BootResult, LoadContext } from './boot-options.js';
 import { isElf, parseElf } from './elf.js';
 import { loadElfKernel } from './elf-loader.js';
 import { loadBzImage } from './bzimage-loader.js';
-import { buildMemoryMap, regionDescriptors } from './memory-map.js';
+import { BOOT_STRUCTURES_END, GDT_ADDRESS } from './layout.js';
+import { buildMemoryMap, isUsableRam, regionDescriptors, usableRanges } from './memory-map.js';
 import { encodeCommandLine } from './placement.js';
 import { looksLikeBzImage } from './setup-header.js';
 
@@ -17,13 +18,19 @@ export const ACPI_RSDP_MIN_SIZE = 20;
 
 export function loadKernel(options: BootOptions): BootResult {
   const { memory, kernel, acpiRsdp } = options;
-  const memoryMap = buildMemoryMap(regionDescriptors(memory), options.reservedRanges);
+  const regions = regionDescriptors(memory);
+  const memoryMap = buildMemoryMap(regions, options.reservedRanges);
   if (acpiRsdp !== undefined && (!Number.isSafeInteger(acpiRsdp) || acpiRsdp <= 0 || !memory.contains(acpiRsdp, ACPI_RSDP_MIN_SIZE))) {
     throw new BootError('bad-option', `ACPI RSDP address ${hex(acpiRsdp)} is not in guest RAM`);
+  }
+  const usable = usableRanges(memoryMap, regions);
+  if (!isUsableRam(usable, GDT_ADDRESS, BOOT_STRUCTURES_END)) {
+    throw new BootError('memory-too-small', `boot structures need [${hex(GDT_ADDRESS)}, ${hex(BOOT_STRUCTURES_END)}) in one guest RAM region`);
   }
   const ctx: LoadContext = {
     memory,
     memoryMap,
+    usable,
     cmdline: encodeCommandLine(options.cmdline),
     ...(options.initrd && options.initrd.length > 0 && { initrd: options.initrd }),
     ...(acpiRsdp !== undefined && { acpiRsdp }),

@@ -4,6 +4,7 @@
  * regions alone so it can be tested without allocating guest memory.
  */
 
+import type { GuestMemory } from '../vmm/guest-memory.js';
 import { BootError, hex } from './boot-error.js';
 import { BOOT_STRUCTURES_END, EBDA_START, GDT_ADDRESS, HIGH_MEMORY_START, PAGE_SIZE, alignDown } from './layout.js';
 
@@ -30,6 +31,9 @@ export interface ReservedRange {
 
 /** A RAM region as [guest base, size], the shape GuestMemory.fromLayout takes. */
 export type RegionDescriptor = readonly [number, number];
+
+/** A guest physical range [start, end). */
+export type GuestRange = readonly [number, number];
 
 interface Span {
   start: number;
@@ -110,32 +114,48 @@ export function buildMemoryMap(
   return merge(spans).map((s) => ({ address: s.start, size: s.end - s.start, type: s.type }));
 }
 
-/** The regions of a GuestMemory-like object as descriptors. */
-export function regionDescriptors(memory: { regionList: readonly { guestBase: number; bytes: Uint8Array }[] }): RegionDescriptor[] {
+/** The regions of guest memory as descriptors. */
+export function regionDescriptors(memory: GuestMemory): RegionDescriptor[] {
   return memory.regionList.map((r) => [r.guestBase, r.bytes.length] as const);
 }
 
-/** True when [start, end) lies inside one RAM entry. */
-export function isUsableRam(map: readonly MemoryMapEntry[], start: number, end: number): boolean {
-  return map.some((e) => e.type === E820_TYPE_RAM && start >= e.address && end <= e.address + e.size);
+/**
+ * Where the loaders may put things: RAM entries of the map cut at region
+ * boundaries, since one GuestMemory access cannot span two regions even when
+ * the map shows them as one RAM entry.
+ */
+export function usableRanges(map: readonly MemoryMapEntry[], regions: readonly RegionDescriptor[]): GuestRange[] {
+  const out: GuestRange[] = [];
+  for (const e of map) {
+    if (e.type !== E820_TYPE_RAM) continue;
+    for (const [base, size] of regions) {
+      const start = Math.max(e.address, base);
+      const end = Math.min(e.address + e.size, base + size);
+      if (start < end) out.push([start, end]);
+    }
+  }
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+/** True when [start, end) lies inside one usable range. */
+export function isUsableRam(usable: readonly GuestRange[], start: number, end: number): boolean {
+  return usable.some(([s, e]) => start >= s && end <= e);
 }
 
 /**
- * The highest page-aligned address where `size` bytes fit in RAM within
- * [lowest, limit), or undefined. Used for the initrd, which kernels expect
- * near the top of memory, clear of the kernel.
+ * The highest page-aligned address where `size` bytes fit in a usable range
+ * within [lowest, limit), or undefined. Used for the initrd, which kernels
+ * expect near the top of memory, clear of the kernel.
  */
 export function placeHighest(
-  map: readonly MemoryMapEntry[],
+  usable: readonly GuestRange[],
   size: number,
   lowest: number,
   limit: number,
 ): number | undefined {
-  const ram = map.filter((e) => e.type === E820_TYPE_RAM).sort((a, b) => b.address - a.address);
-  for (const e of ram) {
-    const top = Math.min(e.address + e.size, limit);
-    const start = alignDown(top - size, PAGE_SIZE);
-    if (start >= Math.max(e.address, lowest)) return start;
+  for (const [s, e] of [...usable].sort((a, b) => b[0] - a[0])) {
+    const start = alignDown(Math.min(e, limit) - size, PAGE_SIZE);
+    if (start >= Math.max(s, lowest)) return start;
   }
   return undefined;
 }

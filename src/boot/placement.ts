@@ -2,9 +2,8 @@
 
 import type { GuestMemory } from '../vmm/guest-memory.js';
 import { BootError, hex } from './boot-error.js';
-import type { GuestRange } from './boot-options.js';
 import { CMDLINE_ADDRESS, CMDLINE_MAX_SIZE, PAGE_SIZE, alignUp } from './layout.js';
-import { type MemoryMapEntry, placeHighest } from './memory-map.js';
+import { type GuestRange, placeHighest } from './memory-map.js';
 
 /** UTF-8 bytes of the command line, checked against the buffer at CMDLINE_ADDRESS. */
 export function encodeCommandLine(cmdline: string): Uint8Array {
@@ -29,14 +28,14 @@ export function writeCommandLine(memory: GuestMemory, cmdline: Uint8Array): numb
  * before writing anything.
  */
 export function planInitrd(
-  map: readonly MemoryMapEntry[],
+  usable: readonly GuestRange[],
   initrd: Uint8Array | undefined,
   kernelEnd: number,
   limit: number,
 ): GuestRange | undefined {
   if (!initrd) return undefined;
   const lowest = alignUp(kernelEnd, PAGE_SIZE);
-  const start = placeHighest(map, initrd.length, lowest, limit);
+  const start = placeHighest(usable, initrd.length, lowest, limit);
   if (start === undefined) {
     throw new BootError(
       'initrd-too-large',

@@ -26,6 +26,7 @@ export const HDR_KERNEL_ALIGNMENT = 0x230;
 export const HDR_RELOCATABLE_KERNEL = 0x234;
 export const HDR_XLOADFLAGS = 0x236;
 export const HDR_CMDLINE_SIZE = 0x238;
+export const HDR_SETUP_DATA = 0x250;
 export const HDR_PREF_ADDRESS = 0x258;
 export const HDR_INIT_SIZE = 0x260;
 /** End of init_size, the last field we read. */

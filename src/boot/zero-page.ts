@@ -21,6 +21,7 @@ import {
   HDR_LOADFLAGS,
   HDR_RAMDISK_IMAGE,
   HDR_RAMDISK_SIZE,
+  HDR_SETUP_DATA,
   HDR_SETUP_SECTS,
   HDR_TYPE_OF_LOADER,
   HDR_VID_MODE,
@@ -70,6 +71,8 @@ export function writeZeroPage(memory: GuestMemory, address: number, params: Zero
   memory.fill(address, ZERO_PAGE_SIZE, 0);
   if (params.setupHeader) {
     memory.write(address + HDR_SETUP_SECTS, params.setupHeader);
+    // The loader owns the setup_data list and passes none; never trust the file's pointer.
+    if (params.setupHeader.length >= HDR_SETUP_DATA + 8 - HDR_SETUP_SECTS) memory.writeU64(address + HDR_SETUP_DATA, 0);
   } else {
     // An ELF vmlinux has no header to copy; give the kernel the fields it checks.
     memory.writeU16(address + HDR_BOOT_FLAG, BOOT_FLAG_MAGIC);

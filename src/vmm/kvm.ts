@@ -36,7 +36,8 @@ export class Kvm {
     this.fd = fd;
   }
 
-  static open(path = '/dev/kvm'): Kvm {
+  /** KVM_DEVICE overrides the path (tests use it to prove the no-KVM error path). */
+  static open(path = process.env.KVM_DEVICE || '/dev/kvm'): Kvm {
     let fd: number;
     try {
       fd = open(path, O_RDWR);
@@ -74,10 +75,6 @@ export class Kvm {
   /** KVM's recommended vCPU limit (KVM_CAP_NR_VCPUS), falling back to 4 as the API says. */
   get recommendedVcpus(): number {
     return this.checkExtension(abi.KVM_CAP_NR_VCPUS) || 4;
-  }
-
-  get maxVcpus(): number {
-    return this.checkExtension(abi.KVM_CAP_MAX_VCPUS) || this.recommendedVcpus;
   }
 
   get vcpuMmapSize(): number {

@@ -75,7 +75,8 @@ export class Machine {
   }
 
   static create(options: MachineOptions, kvm = Kvm.open()): Machine {
-    const max = kvm.maxVcpus;
+    // KVM's recommended limit (the host's online CPUs): more vCPUs than that only time-slice.
+    const max = kvm.recommendedVcpus;
     if (options.cpus < 1 || options.cpus > max) {
       throw new KvmError('vcpu-limit', `${options.cpus} vCPUs requested; this host's KVM allows 1 to ${max}`);
     }

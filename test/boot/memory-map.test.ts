@@ -7,6 +7,7 @@ import {
   buildMemoryMap,
   isUsableRam,
   placeHighest,
+  usableRanges,
 } from '../../src/boot/memory-map.js';
 import { throwsBootError } from './assert-boot-error.js';
 
@@ -59,8 +60,9 @@ test('reserved ranges are laid over RAM and the BIOS hole', () => {
     [33 * MiB, 31 * MiB, E820_TYPE_RAM],
     [0xfec00000, 0x1000, E820_TYPE_RESERVED],
   ]);
-  assert.ok(isUsableRam(map, 33 * MiB, 64 * MiB));
-  assert.not.ok(isUsableRam(map, 31 * MiB, 33 * MiB + 1));
+  const usable = usableRanges(map, [[0, 64 * MiB]]);
+  assert.ok(isUsableRam(usable, 33 * MiB, 64 * MiB));
+  assert.not.ok(isUsableRam(usable, 31 * MiB, 33 * MiB + 1));
 });
 
 test('refuses too little RAM for the fixed layout', () => {
@@ -76,14 +78,22 @@ test('refuses unusable reserved ranges', () => {
   throwsBootError(() => buildMemoryMap([[0, 64 * MiB]], [{ address: 32 * MiB, size: MiB, type: E820_TYPE_RAM }]), 'bad-option');
 });
 
+test('usable ranges are cut at region boundaries even where the map merges them', () => {
+  const regions: [number, number][] = [[0, 16 * MiB], [16 * MiB, 16 * MiB]];
+  const map = buildMemoryMap(regions);
+  assert.is(map.length, 3);
+  assert.equal(usableRanges(map, regions), [[0, 0x9fc00], [MiB, 16 * MiB], [16 * MiB, 32 * MiB]]);
+});
+
 test('placeHighest: top of RAM, page-aligned, within the limit, skipping holes', () => {
-  const map = buildMemoryMap([[0, 64 * MiB]], [{ address: 60 * MiB, size: 4 * MiB }]);
-  assert.is(placeHighest(map, 0x1800, MiB, 64 * MiB), 60 * MiB - 0x2000);
-  assert.is(placeHighest(map, MiB, MiB, 48 * MiB), 47 * MiB);
-  assert.is(placeHighest(map, 60 * MiB, MiB, 64 * MiB), undefined);
+  const layout: [number, number][] = [[0, 64 * MiB]];
+  const usable = usableRanges(buildMemoryMap(layout, [{ address: 60 * MiB, size: 4 * MiB }]), layout);
+  assert.is(placeHighest(usable, 0x1800, MiB, 64 * MiB), 60 * MiB - 0x2000);
+  assert.is(placeHighest(usable, MiB, MiB, 48 * MiB), 47 * MiB);
+  assert.is(placeHighest(usable, 60 * MiB, MiB, 64 * MiB), undefined);
   // Falls back to a lower region when the top one is too small.
-  const split = buildMemoryMap([[0, 64 * MiB], [0x100000000, MiB]]);
-  assert.is(placeHighest(split, 2 * MiB, MiB, 0x200000000), 62 * MiB);
+  const split: [number, number][] = [[0, 64 * MiB], [0x100000000, MiB]];
+  assert.is(placeHighest(usableRanges(buildMemoryMap(split), split), 2 * MiB, MiB, 0x200000000), 62 * MiB);
 });
 
 test.run();

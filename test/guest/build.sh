@@ -11,6 +11,7 @@
 # Idempotent: does nothing when every output is newer than every source.
 # Safe to run concurrently (serialised with flock).
 set -euo pipefail
+trap 'echo "test/guest/build.sh: line $LINENO: command failed (status $?): $BASH_COMMAND" >&2' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"

@@ -179,12 +179,24 @@ halt_forever:
 	.text
 	.code64
 
-/* #BP handler: save the caller-saved registers, call the C handler, iretq.
- * The CPU pushed 5 qwords onto a 16-byte aligned stack; 9 more make the
- * stack 16-byte aligned again for the call. */
+/* Exception entries (#BP = 3, #UD = 6): push the vector and the
+ * caller-saved registers (plus RBP), call exception_handler(frame), iretq.
+ * The CPU pushed 5 qwords onto a 16-byte aligned stack; the vector and 10
+ * registers make it 16-byte aligned again for the call. The C handler may
+ * change frame->rip (e.g. to skip a ud2). */
 	.globl	int3_entry
 	.type	int3_entry, @function
 int3_entry:
+	pushq	$3
+	jmp	exception_common
+
+	.globl	ud_entry
+	.type	ud_entry, @function
+ud_entry:
+	pushq	$6
+	jmp	exception_common
+
+exception_common:
 	pushq	%rax
 	pushq	%rcx
 	pushq	%rdx
@@ -194,8 +206,11 @@ int3_entry:
 	pushq	%r9
 	pushq	%r10
 	pushq	%r11
+	pushq	%rbp
 	cld
-	call	int3_handler
+	movq	%rsp, %rdi
+	call	exception_handler
+	popq	%rbp
 	popq	%r11
 	popq	%r10
 	popq	%r9
@@ -205,6 +220,7 @@ int3_entry:
 	popq	%rdx
 	popq	%rcx
 	popq	%rax
+	addq	$8, %rsp		/* vector */
 	iretq
 
 /* ---------------------------------------------------------------------- */

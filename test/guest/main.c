@@ -35,8 +35,9 @@ typedef unsigned long long u64;
 #define CMDLINE_MAX 4096
 
 void guest_main(u32 boot, u64 info, u64 limit);
-void int3_handler(void);
-extern char int3_entry[];
+struct exc_frame;
+void exception_handler(struct exc_frame *f);
+extern char int3_entry[], ud_entry[];
 extern void halt_forever(void) __attribute__((noreturn));
 
 /* gcc may emit calls to these even in freestanding code. */
@@ -278,42 +279,76 @@ struct idt_gate {
 	u32 zero;
 };
 
+/* What entry.S's exception_common leaves on the stack. */
+struct exc_frame {
+	u64 rbp, r11, r10, r9, r8, rdi, rsi, rdx, rcx, rax;
+	u64 vector;
+	u64 rip, cs, rflags, rsp, ss; /* pushed by the CPU */
+};
+
 static struct idt_gate idt[32] __attribute__((aligned(16)));
 
 static void test_triple_fault(void)
 {
 	struct idt_ptr p = { 0, 0 };
 
+	/* An empty IDT: #UD -> #GP -> #DF -> shutdown. (ud2 rather than int3:
+	 * the nested host's instruction emulator fails on int3.) */
 	__asm__ volatile("lidt %0" : : "m"(p));
-	__asm__ volatile("int3");
+	__asm__ volatile("ud2");
 	puts("triple-fault: still running\n");
 	debug_exit(4);
 }
 
-void int3_handler(void)
+void exception_handler(struct exc_frame *f)
 {
-	puts("int3: handled\n");
+	if (f->vector == 3) {
+		puts("int3: handled\n");
+	} else if (f->vector == 6) {
+		puts("ud2: handled\n");
+		f->rip += 2; /* skip the ud2 */
+	}
+}
+
+static void set_gate(int vec, const char *handler)
+{
+	u64 h = (u64)handler;
+	u16 cs;
+
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	idt[vec].off0 = (u16)h;
+	idt[vec].sel = cs;
+	idt[vec].ist = 0;
+	idt[vec].type = 0x8e; /* present, DPL 0, 64-bit interrupt gate */
+	idt[vec].off1 = (u16)(h >> 16);
+	idt[vec].off2 = (u32)(h >> 32);
+	idt[vec].zero = 0;
+}
+
+static void load_idt(void)
+{
+	struct idt_ptr p;
+
+	p.limit = sizeof(idt) - 1;
+	p.base = (u64)idt;
+	__asm__ volatile("lidt %0" : : "m"(p));
 }
 
 static void test_int3(void)
 {
-	struct idt_ptr p;
-	u64 h = (u64)int3_entry;
-	u16 cs;
-
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	idt[3].off0 = (u16)h;
-	idt[3].sel = cs;
-	idt[3].ist = 0;
-	idt[3].type = 0x8e; /* present, DPL 0, 64-bit interrupt gate */
-	idt[3].off1 = (u16)(h >> 16);
-	idt[3].off2 = (u32)(h >> 32);
-	idt[3].zero = 0;
-	p.limit = sizeof(idt) - 1;
-	p.base = (u64)idt;
-	__asm__ volatile("lidt %0" : : "m"(p));
+	set_gate(3, int3_entry);
+	load_idt();
 	__asm__ volatile("int3" ::: "memory");
 	puts("int3: resumed\n");
+	debug_exit(0);
+}
+
+static void test_ud2(void)
+{
+	set_gate(6, ud_entry);
+	load_idt();
+	__asm__ volatile("ud2" ::: "memory");
+	puts("ud2: resumed\n");
 	debug_exit(0);
 }
 
@@ -484,6 +519,8 @@ void guest_main(u32 boot, u64 info, u64 limit)
 		test_cmos();
 	} else if (value_is(t, tlen, "int3")) {
 		test_int3();
+	} else if (value_is(t, tlen, "ud2")) {
+		test_ud2();
 	}
 	puts("kvm-test-guest: unknown test\n");
 	debug_exit(2);

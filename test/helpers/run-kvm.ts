@@ -1,0 +1,67 @@
+/**
+ * Runs the real `kvm` CLI (dist/src/cli/main.js) as a child process, the way
+ * users and CI scripts do, and collects its output and exit status.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+  return dir;
+}
+
+export const CLI = path.join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+
+export interface KvmRun {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+export interface RunOptions {
+  readonly input?: string | Buffer;
+  /** Kill the child after this long (a hung VMM is a failure, not a wait). */
+  readonly limitMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export function runKvm(args: readonly string[], options: RunOptions = {}): Promise<KvmRun> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+    const limit = setTimeout(() => child.kill('SIGKILL'), options.limitMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      clearTimeout(limit);
+      resolve({ status, stdout, stderr, ms: performance.now() - started });
+    });
+    child.stdin.on('error', () => {});
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else child.stdin.end();
+  });
+}
+
+/** Fails with the reason when /dev/kvm cannot be used: KVM tests never pass by skipping. */
+export async function assertKvmUsable(): Promise<void> {
+  const { Kvm } = await import('../../src/vmm/kvm.js');
+  try {
+    Kvm.open().fd;
+  } catch (error) {
+    throw new Error(`KVM integration tests need a usable /dev/kvm: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,61 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { I8042_COMMAND_PORT, I8042_DATA_PORT, createI8042, createI8042State } from '../../src/legacy/i8042.js';
+import type { DeviceContext } from '../../src/vmm/device.js';
+import type { VmExit } from '../../src/vmm/exit-status.js';
+import { GuestMemory } from '../../src/vmm/guest-memory.js';
+import createDebug from 'debug';
+
+const COMMAND = I8042_COMMAND_PORT - I8042_DATA_PORT;
+
+function controller() {
+  const exits: VmExit[] = [];
+  const context: DeviceContext = {
+    vmFd: -1,
+    vcpuIndex: 0,
+    memory: GuestMemory.fromLayout([[0, 0x1000]]),
+    setIrq: () => {},
+    requestExit: (exit) => exits.push(exit),
+    log: createDebug('test'),
+  };
+  const dev = createI8042({ name: 'i8042', bus: 'pio', base: 0x60, length: 5, module: '', factory: '', shared: createI8042State() }, context);
+  const byte = new Uint8Array(1);
+  return {
+    exits,
+    command: (c: number) => dev.write(COMMAND, Uint8Array.of(c)),
+    data: (d: number) => dev.write(0, Uint8Array.of(d)),
+    status: () => (dev.read(COMMAND, byte), byte[0]!),
+    read: () => (dev.read(0, byte), byte[0]!),
+  };
+}
+
+test('command 0xfe pulses the reset line: the VM ends with status 32', () => {
+  const c = controller();
+  c.command(0xfe);
+  assert.is(c.exits.length, 1);
+  assert.is(c.exits[0]!.status, 32);
+});
+
+test('writing the output port with the reset bit low resets too', () => {
+  const c = controller();
+  c.command(0xd1);
+  c.data(0x01);
+  assert.is(c.exits.length, 0);
+  c.command(0xd1);
+  c.data(0x00);
+  assert.is(c.exits[0]?.status, 32);
+});
+
+test('self-test passes and the command byte round-trips through the output buffer', () => {
+  const c = controller();
+  c.command(0xaa);
+  assert.is(c.status() & 1, 1);
+  assert.is(c.read(), 0x55);
+  assert.is(c.status() & 1, 0);
+  c.command(0x60);
+  c.data(0x47);
+  c.command(0x20);
+  assert.is(c.read(), 0x47);
+});
+
+test.run();
