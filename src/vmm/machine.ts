@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { CpuEntryState } from '../boot/cpu-state.js';
 import { CpuidTable, vcpuCpuid, type CpuFeatureEdits } from './cpuid.js';
 import type { DeviceSpec } from './device.js';
-import type { VmExit } from './exit-status.js';
+import { EXIT_POWER_OFF, type VmExit } from './exit-status.js';
 import type { GuestMemory, RegionDescriptor } from './guest-memory.js';
 import { allocateGuestRam } from './guest-ram.js';
 import { RUN } from './kvm-abi.js';
@@ -17,6 +17,8 @@ import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, kickSignal, mmap, tgk
 import { CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './vcpu-protocol.js';
 
 const log = createDebug('kvm:machine');
+/** How often a vCPU sleeping in KVM_RUN is checked for a final halt. */
+const HALT_PROBE_MS = 500;
 
 export interface MachineOptions {
   readonly memoryBytes: number;
@@ -32,6 +34,7 @@ interface VcpuHandle {
   worker?: Worker;
   tid?: number;
   stopped: boolean;
+  parked: boolean;
 }
 
 export interface MachineTimings {
@@ -54,6 +57,7 @@ export class Machine {
   private allStopped!: Promise<void>;
   readonly exited: Promise<VmExit>;
   private readonly cpuidBase: CpuidTable;
+  private haltProbe: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly kvm: Kvm,
@@ -70,7 +74,7 @@ export class Machine {
     this.vcpus = Array.from({ length: options.cpus }, (_, index) => {
       const fd = vm.createVcpu(index);
       const runAddress = mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      return { index, fd, runAddress, runPage: new Uint8Array(view(runAddress, runSize)), stopped: false };
+      return { index, fd, runAddress, runPage: new Uint8Array(view(runAddress, runSize)), stopped: false, parked: false };
     });
   }
 
@@ -141,6 +145,12 @@ export class Machine {
       );
     }
     this.allStopped = Promise.all(stops).then(() => undefined);
+    // With the in-kernel LAPIC a halted vCPU sleeps inside KVM_RUN; probing
+    // now and then is how "every vCPU halted with interrupts off" is seen.
+    this.haltProbe = setInterval(() => {
+      for (const vcpu of this.vcpus) if (vcpu.tid !== undefined && !vcpu.stopped) tgkill(getpid(), vcpu.tid, this.signal);
+    }, HALT_PROBE_MS);
+    this.haltProbe.unref();
   }
 
   private onMessage(vcpu: VcpuHandle, message: VcpuMessage): void {
@@ -155,6 +165,10 @@ export class Machine {
       case 'exit':
         this.finish(message.exit);
         break;
+      case 'parked':
+        vcpu.parked = message.parked;
+        if (this.vcpus.every((v) => v.parked)) this.finish({ status: EXIT_POWER_OFF, reason: 'guest halted with interrupts off' });
+        break;
       case 'stopped':
         // A vCPU that stops on its own without an exit (all of them halted for good) ends nothing by itself.
         break;
@@ -165,6 +179,7 @@ export class Machine {
   finish(exit: VmExit): void {
     if (this.result) return;
     this.result = exit;
+    clearInterval(this.haltProbe);
     log('exit: status %d, %s', exit.status, exit.reason);
     this.requestStop();
     this.exitResolve(exit);

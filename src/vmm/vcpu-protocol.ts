@@ -26,6 +26,7 @@ export type VcpuMessage =
   | { readonly type: 'running'; readonly index: number; readonly tid: number; readonly at: number }
   | { readonly type: 'first-exit'; readonly index: number; readonly at: number }
   | { readonly type: 'exit'; readonly index: number; readonly exit: VmExit }
+  | { readonly type: 'parked'; readonly index: number; readonly parked: boolean }
   | { readonly type: 'stopped'; readonly index: number };
 
 /** control[CONTROL_STOP] != 0 asks every vCPU to leave its loop. */

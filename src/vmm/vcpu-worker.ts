@@ -74,6 +74,7 @@ async function main(): Promise<void> {
 
     post({ type: 'running', index: data.index, tid: gettid(), at: performance.timeOrigin + performance.now() });
     let firstExit = true;
+    let lastParked = false;
     const run = vcpu.run;
     const view = vcpu.runView;
     for (;;) {
@@ -81,7 +82,12 @@ async function main(): Promise<void> {
       const result = ioctlRaw(vcpu.fd, abi.KVM_RUN, 0);
       if (result < 0) {
         if (result === -EINTR || result === -EAGAIN) {
-          consumePendingSignal(data.kickSignal);
+          // A kick without a stop is the main thread's halt probe.
+          if (consumePendingSignal(data.kickSignal) && Atomics.load(control, CONTROL_STOP) === 0) {
+            const parked = vcpu.isParked();
+            if (parked !== lastParked) post({ type: 'parked', index: data.index, parked });
+            lastParked = parked;
+          }
           continue;
         }
         fail(`KVM_RUN failed on vCPU ${data.index}: ${errnoName(-result)}`);
@@ -90,6 +96,10 @@ async function main(): Promise<void> {
       if (firstExit) {
         firstExit = false;
         post({ type: 'first-exit', index: data.index, at: performance.timeOrigin + performance.now() });
+      }
+      if (lastParked) {
+        lastParked = false;
+        post({ type: 'parked', index: data.index, parked: false });
       }
       const action = handleExit(run, view, exitContext);
       if (action.kind === 'stop') {

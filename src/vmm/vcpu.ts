@@ -16,6 +16,7 @@ const APIC_LVT_LINT1 = 0x360;
 const APIC_DELIVERY_MODE_MASK = 0x700;
 const APIC_MODE_EXTINT = 0x700;
 const APIC_MODE_NMI = 0x400;
+const RFLAGS_IF = 0x200n;
 
 function vcpuCall<T>(fn: () => T): T {
   try {
@@ -126,6 +127,22 @@ export class Vcpu {
     regs.rbx = BigInt(state.rbx);
     regs.rflags = BigInt(state.rflags);
     this.setRegs(regs);
+  }
+
+  getMpState(): number {
+    const buffer = new Uint8Array(abi.SIZEOF_KVM_MP_STATE);
+    this.ioctl(abi.KVM_GET_MP_STATE, 'KVM_GET_MP_STATE', buffer);
+    return new DataView(buffer.buffer).getUint32(0, true);
+  }
+
+  /**
+   * True when this vCPU can never run again by itself: halted with
+   * interrupts off, or never started (waiting for INIT/SIPI).
+   */
+  isParked(): boolean {
+    const state = this.getMpState();
+    if (state === abi.KVM_MP_STATE_UNINITIALIZED || state === abi.KVM_MP_STATE_INIT_RECEIVED) return true;
+    return state === abi.KVM_MP_STATE_HALTED && (this.getRegs().rflags & RFLAGS_IF) === 0n;
   }
 
   /** Guest physical address of a linear address, or undefined when unmapped. */

@@ -6,7 +6,7 @@
 #   ACCEL=tcg bash test/guest/qemu-smoke.sh  # QEMU's own emulator
 #
 # test-guest.elf is booted through its PVH note (microvm), the bzImage
-# through its real-mode setup code (QEMU/qboot run it; it then enters the
+# through its real-mode setup code (microvm's qboot runs it; it then enters the
 # 64-bit entry like our VMM does). test-guest-elf64.elf has no PVH note and
 # QEMU cannot boot it. Prints "N passed, N failed".
 set -uo pipefail
@@ -51,7 +51,7 @@ trap 'rm -f "$echo_in"' EXIT
 printf 'abc\nq' >"$echo_in"
 
 for variant in "pvh microvm,rtc=on $out/test-guest.elf" \
-	"linux64 pc $out/test-guest.bzImage"; do
+	"linux64 microvm,rtc=on $out/test-guest.bzImage"; do
 	read -r boot m k <<<"$variant"
 	check "$boot hello" "$m" "$k" "test=hello" 1 "^kvm-test-guest: boot=$boot"$'\r?$'
 	check "$boot hello-line" "$m" "$k" "test=hello" 1 "^hello from the test guest"
