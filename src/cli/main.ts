@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
-import { VirtualMachine, messageForError, statusForError } from '../vm.js';
+import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
+import { prewarmVcpuThreads } from '../vmm/vcpu-threads.js';
+import type { VirtualMachine } from '../vm.js';
 import { MAIN_HELP, RUN_HELP, UsageError, parseCommand } from './args.js';
 import { TerminalConsole } from './terminal.js';
 
@@ -33,6 +34,9 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
 
+  // vCPU threads boot Node and koffi while this thread loads the VMM.
+  if (command.config.cpus >= 1 && command.config.cpus <= 1024) prewarmVcpuThreads(command.config.cpus);
+  const { VirtualMachine, messageForError, statusForError } = await import('../vm.js');
   let vm: VirtualMachine;
   try {
     vm = VirtualMachine.create(command.config);
@@ -58,5 +62,5 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  fail(messageForError(error), statusForError(error));
+  fail(`internal error: ${error instanceof Error ? error.message : String(error)}`, EXIT_HOST_ERROR);
 });

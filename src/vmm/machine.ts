@@ -13,8 +13,9 @@ import type { GuestMemory, RegionDescriptor } from './guest-memory.js';
 import { allocateGuestRam } from './guest-ram.js';
 import { RUN } from './kvm-abi.js';
 import { Kvm, KvmError, type VmFd } from './kvm.js';
-import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, kickSignal, mmap, tgkill, view } from './libc.js';
-import { CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './vcpu-protocol.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, mmap, tgkill, view } from './libc.js';
+import { CONTROL_STOP, type VcpuMessage, type VcpuStart } from './vcpu-protocol.js';
+import { takeVcpuThreads } from './vcpu-threads.js';
 
 const log = createDebug('kvm:machine');
 /** How often a vCPU sleeping in KVM_RUN is checked for a final halt. */
@@ -33,6 +34,7 @@ interface VcpuHandle {
   readonly runPage: Uint8Array;
   worker?: Worker;
   tid?: number;
+  kickSignal?: number;
   stopped: boolean;
   parked: boolean;
 }
@@ -50,11 +52,9 @@ export class Machine {
   readonly timings: MachineTimings = {};
   private readonly devices: DeviceSpec[] = [];
   private readonly vcpus: VcpuHandle[];
-  private readonly control = new SharedArrayBuffer(4 * 4);
-  private readonly signal = kickSignal();
   private exitResolve!: (exit: VmExit) => void;
   private result: VmExit | undefined;
-  private allStopped!: Promise<void>;
+  private allStopped: Promise<void> = Promise.resolve();
   readonly exited: Promise<VmExit>;
   private readonly cpuidBase: CpuidTable;
   private haltProbe: NodeJS.Timeout | undefined;
@@ -64,6 +64,8 @@ export class Machine {
     readonly vm: VmFd,
     ram: { memory: GuestMemory; regions: readonly RegionDescriptor[] },
     readonly options: MachineOptions,
+    workers: readonly Worker[],
+    private readonly control: SharedArrayBuffer,
   ) {
     this.memory = ram.memory;
     this.regions = ram.regions;
@@ -76,6 +78,7 @@ export class Machine {
       const runAddress = mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       return { index, fd, runAddress, runPage: new Uint8Array(view(runAddress, runSize)), stopped: false, parked: false };
     });
+    this.attachWorkers(workers);
   }
 
   static create(options: MachineOptions, kvm = Kvm.open()): Machine {
@@ -84,11 +87,18 @@ export class Machine {
     if (options.cpus < 1 || options.cpus > max) {
       throw new KvmError('vcpu-limit', `${options.cpus} vCPUs requested; this host's KVM allows 1 to ${max}`);
     }
-    const vm = kvm.createVm();
-    vm.setupPlatform();
-    const ram = allocateGuestRam(vm, options.memoryBytes);
-    log('VM fd %d with %d MiB in %d region(s), %d vCPU(s)', vm.fd, options.memoryBytes / 2 ** 20, ram.regions.length, options.cpus);
-    return new Machine(kvm, vm, ram, options);
+    // Threads first: their start-up (tens of ms) then overlaps VM creation and kernel loading.
+    const { workers, control } = takeVcpuThreads(options.cpus);
+    try {
+      const vm = kvm.createVm();
+      vm.setupPlatform();
+      const ram = allocateGuestRam(vm, options.memoryBytes);
+      log('VM fd %d with %d MiB in %d region(s), %d vCPU(s)', vm.fd, options.memoryBytes / 2 ** 20, ram.regions.length, options.cpus);
+      return new Machine(kvm, vm, ram, options, workers, control);
+    } catch (error) {
+      for (const worker of workers) void worker.terminate();
+      throw error;
+    }
   }
 
   get vcpuCount(): number {
@@ -109,26 +119,11 @@ export class Machine {
     this.devices.push(spec);
   }
 
-  /** Starts every vCPU; the boot vCPU (0) enters at `entry`. */
-  start(entry: CpuEntryState): void {
-    this.timings.started = performance.timeOrigin + performance.now();
-    const workerUrl = new URL('./vcpu-worker.js', import.meta.url);
+  /** Wires the vCPU threads, which set up and then wait for start(). */
+  private attachWorkers(workers: readonly Worker[]): void {
     const stops: Promise<void>[] = [];
     for (const vcpu of this.vcpus) {
-      const data: VcpuWorkerData = {
-        index: vcpu.index,
-        vcpuFd: vcpu.fd,
-        vmFd: this.vm.fd,
-        runAddress: vcpu.runAddress,
-        runSize: vcpu.runPage.length,
-        regions: this.regions,
-        devices: this.devices,
-        cpuid: this.cpuidFor(vcpu.index).toKvmCpuid2(),
-        ...(vcpu.index === 0 ? { entry } : {}),
-        control: this.control,
-        kickSignal: this.signal,
-      };
-      const worker = new Worker(workerUrl, { workerData: data });
+      const worker = workers[vcpu.index]!;
       vcpu.worker = worker;
       stops.push(
         new Promise<void>((resolve) => {
@@ -145,19 +140,40 @@ export class Machine {
       );
     }
     this.allStopped = Promise.all(stops).then(() => undefined);
+  }
+
+  /** Starts every vCPU; the boot vCPU (0) enters at `entry`. */
+  start(entry: CpuEntryState): void {
+    this.timings.started = performance.timeOrigin + performance.now();
+    for (const vcpu of this.vcpus) {
+      const start: VcpuStart = {
+        vcpuFd: vcpu.fd,
+        vmFd: this.vm.fd,
+        runAddress: vcpu.runAddress,
+        runSize: vcpu.runPage.length,
+        regions: this.regions,
+        devices: this.devices,
+        cpuid: this.cpuidFor(vcpu.index).toKvmCpuid2(),
+        ...(vcpu.index === 0 ? { entry } : {}),
+      };
+      vcpu.worker!.postMessage(start);
+    }
     // With the in-kernel LAPIC a halted vCPU sleeps inside KVM_RUN; probing
     // now and then is how "every vCPU halted with interrupts off" is seen.
     this.haltProbe = setInterval(() => {
-      for (const vcpu of this.vcpus) if (vcpu.tid !== undefined && !vcpu.stopped) tgkill(getpid(), vcpu.tid, this.signal);
+      for (const vcpu of this.vcpus) this.signalThread(vcpu);
     }, HALT_PROBE_MS);
     this.haltProbe.unref();
   }
 
   private onMessage(vcpu: VcpuHandle, message: VcpuMessage): void {
     switch (message.type) {
-      case 'running':
+      case 'ready':
         vcpu.tid = message.tid;
+        vcpu.kickSignal = message.kickSignal;
         if (Atomics.load(new Int32Array(this.control), CONTROL_STOP) !== 0) this.kick(vcpu);
+        break;
+      case 'running':
         break;
       case 'first-exit':
         this.timings.firstExit ??= message.at;
@@ -193,18 +209,22 @@ export class Machine {
   /** Makes KVM_RUN return: immediate_exit covers a vCPU about to enter, the signal one inside. */
   private kick(vcpu: VcpuHandle): void {
     vcpu.runPage[RUN.immediate_exit] = 1;
-    if (vcpu.tid !== undefined && !vcpu.stopped) tgkill(getpid(), vcpu.tid, this.signal);
+    this.signalThread(vcpu);
+  }
+
+  /** The signal is blocked in the thread before it reports its tid, so it can only interrupt KVM_RUN. */
+  private signalThread(vcpu: VcpuHandle): void {
+    if (vcpu.tid !== undefined && vcpu.kickSignal !== undefined && !vcpu.stopped) tgkill(getpid(), vcpu.tid, vcpu.kickSignal);
   }
 
   /** Stops the vCPU threads and releases the VM. Safe to call more than once. */
   async close(): Promise<void> {
     this.requestStop();
-    if (this.allStopped) {
-      // A worker still loading its modules never reaches KVM_RUN: terminate covers it.
-      const timer = setTimeout(() => this.vcpus.forEach((v) => void v.worker?.terminate()), 2000);
-      await this.allStopped;
-      clearTimeout(timer);
-    }
+    // A worker not yet started waits for a message, not in KVM_RUN: terminate ends it.
+    if (this.timings.started === undefined) this.vcpus.forEach((v) => void v.worker?.terminate());
+    const timer = setTimeout(() => this.vcpus.forEach((v) => void v.worker?.terminate()), 2000);
+    await this.allStopped;
+    clearTimeout(timer);
     for (const vcpu of this.vcpus) close(vcpu.fd);
     close(this.vm.fd);
     close(this.kvm.fd);

@@ -9,6 +9,16 @@ import type { RegionDescriptor } from './guest-memory.js';
 
 export interface VcpuWorkerData {
   readonly index: number;
+  /** Int32Array slots: see CONTROL_*. */
+  readonly control: SharedArrayBuffer;
+}
+
+/**
+ * Sent when the VM starts. Workers are spawned first thing when a VM is
+ * created, so thread and module start-up overlap VM creation and kernel
+ * loading; everything that depends on those arrives here.
+ */
+export interface VcpuStart {
   readonly vcpuFd: number;
   readonly vmFd: number;
   readonly runAddress: number;
@@ -17,13 +27,11 @@ export interface VcpuWorkerData {
   readonly devices: readonly DeviceSpec[];
   readonly cpuid: Uint8Array;
   readonly entry?: CpuEntryState;
-  /** Int32Array slots: see CONTROL_*. */
-  readonly control: SharedArrayBuffer;
-  readonly kickSignal: number;
 }
 
 export type VcpuMessage =
-  | { readonly type: 'running'; readonly index: number; readonly tid: number; readonly at: number }
+  | { readonly type: 'ready'; readonly index: number; readonly tid: number; readonly kickSignal: number }
+  | { readonly type: 'running'; readonly index: number; readonly at: number }
   | { readonly type: 'first-exit'; readonly index: number; readonly at: number }
   | { readonly type: 'exit'; readonly index: number; readonly exit: VmExit }
   | { readonly type: 'parked'; readonly index: number; readonly parked: boolean }

@@ -12,9 +12,9 @@ import { handleExit } from './exits.js';
 import { memoryFromRegions } from './guest-ram.js';
 import * as abi from './kvm-abi.js';
 import { setIrqLine } from './kvm.js';
-import { KERNEL_SIGSET_BYTES, blockSignalInThread, consumePendingSignal, errnoName, gettid, ioctlBuffer, ioctlRaw } from './libc.js';
+import { KERNEL_SIGSET_BYTES, blockSignalInThread, kickSignal, consumePendingSignal, errnoName, gettid, ioctlBuffer, ioctlRaw } from './libc.js';
 import { Vcpu } from './vcpu.js';
-import { CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './vcpu-protocol.js';
+import { CONTROL_STOP, type VcpuMessage, type VcpuStart, type VcpuWorkerData } from './vcpu-protocol.js';
 
 const EINTR = 4;
 const EAGAIN = 11;
@@ -30,20 +30,23 @@ async function main(): Promise<void> {
   const fail = (reason: string): void => post({ type: 'exit', index: data.index, exit: { status: EXIT_HOST_ERROR, reason } });
 
   try {
-    const vcpu = new Vcpu(data.index, data.vcpuFd, data.runAddress, data.runSize);
     // The kick signal stays blocked in this thread except inside KVM_RUN, where
     // it only interrupts the run (EINTR): no handler ever runs in JavaScript.
-    const mask = blockSignalInThread(data.kickSignal);
+    const signal = kickSignal();
+    const mask = blockSignalInThread(signal);
+    post({ type: 'ready', index: data.index, tid: gettid(), kickSignal: signal });
+
+    const start = await new Promise<VcpuStart>((resolve) => port.once('message', resolve));
+    const vcpu = new Vcpu(data.index, start.vcpuFd, start.runAddress, start.runSize);
     const signalMask = new Uint8Array(4 + KERNEL_SIGSET_BYTES);
     new DataView(signalMask.buffer).setUint32(0, KERNEL_SIGSET_BYTES, true);
     signalMask.set(mask, 4);
     ioctlBuffer(vcpu.fd, abi.KVM_SET_SIGNAL_MASK, 'KVM_SET_SIGNAL_MASK', signalMask);
-
-    vcpu.setCpuid(data.cpuid);
+    const memory = memoryFromRegions(start.regions);
+    vcpu.setCpuid(start.cpuid);
     vcpu.setupLapic();
-    if (data.entry) vcpu.applyEntryState(data.entry);
+    if (start.entry) vcpu.applyEntryState(start.entry);
 
-    const memory = memoryFromRegions(data.regions);
     const pio = new Bus('pio', (address, write, size) =>
       log('unhandled port %s 0x%s (%d bytes)', write ? 'write' : 'read', address.toString(16), size),
     );
@@ -51,18 +54,18 @@ async function main(): Promise<void> {
       log('unhandled mmio %s 0x%s (%d bytes)', write ? 'write' : 'read', address.toString(16), size),
     );
     const context: DeviceContext = {
-      vmFd: data.vmFd,
+      vmFd: start.vmFd,
       vcpuIndex: data.index,
       memory,
-      setIrq: (irq, level) => setIrqLine(data.vmFd, irq, level),
+      setIrq: (irq, level) => setIrqLine(start.vmFd, irq, level),
       requestExit: (exit) => {
         requested ??= exit;
       },
       log,
     };
-    for (const spec of data.devices) {
-      const module = (await import(spec.module)) as Record<string, DeviceFactory>;
-      const factory = module[spec.factory];
+    const modules = await Promise.all(start.devices.map((spec) => import(spec.module) as Promise<Record<string, DeviceFactory>>));
+    for (const [i, spec] of start.devices.entries()) {
+      const factory = modules[i]![spec.factory];
       if (typeof factory !== 'function') throw new Error(`device ${spec.name}: ${spec.module} has no ${spec.factory}`);
       (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, factory(spec, context));
     }
@@ -72,7 +75,7 @@ async function main(): Promise<void> {
       instructionBytes: () => vcpu.instructionBytes(memory),
     };
 
-    post({ type: 'running', index: data.index, tid: gettid(), at: performance.timeOrigin + performance.now() });
+    post({ type: 'running', index: data.index, at: performance.timeOrigin + performance.now() });
     let firstExit = true;
     let lastParked = false;
     const run = vcpu.run;
@@ -83,7 +86,7 @@ async function main(): Promise<void> {
       if (result < 0) {
         if (result === -EINTR || result === -EAGAIN) {
           // A kick without a stop is the main thread's halt probe.
-          if (consumePendingSignal(data.kickSignal) && Atomics.load(control, CONTROL_STOP) === 0) {
+          if (consumePendingSignal(signal) && Atomics.load(control, CONTROL_STOP) === 0) {
             const parked = vcpu.isParked();
             if (parked !== lastParked) post({ type: 'parked', index: data.index, parked });
             lastParked = parked;
