@@ -8,14 +8,14 @@ import { Worker } from 'node:worker_threads';
 import type { CpuEntryState } from '../boot/cpu-state.js';
 import { CpuidTable, vcpuCpuid, type CpuFeatureEdits } from './cpuid.js';
 import type { DeviceSpec } from './device.js';
-import { EXIT_POWER_OFF, type VmExit } from './exit-status.js';
+import { EXIT_HOST_ERROR, EXIT_POWER_OFF, type VmExit } from './exit-status.js';
 import type { GuestMemory, RegionDescriptor } from './guest-memory.js';
 import { allocateGuestRam } from './guest-ram.js';
 import { RUN } from './kvm-abi.js';
 import { Kvm, KvmError, type VmFd } from './kvm.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, mmap, tgkill, view } from './libc.js';
 import { CONTROL_STOP, type VcpuMessage, type VcpuStart } from './vcpu-protocol.js';
-import { takeVcpuThreads } from './vcpu-threads.js';
+import { takeVcpuThreads, type VcpuThread } from './vcpu-threads.js';
 
 const log = createDebug('kvm:machine');
 /** How often a vCPU sleeping in KVM_RUN is checked for a final halt. */
@@ -64,7 +64,7 @@ export class Machine {
     readonly vm: VmFd,
     ram: { memory: GuestMemory; regions: readonly RegionDescriptor[] },
     readonly options: MachineOptions,
-    workers: readonly Worker[],
+    threads: readonly VcpuThread[],
     private readonly control: SharedArrayBuffer,
   ) {
     this.memory = ram.memory;
@@ -78,7 +78,7 @@ export class Machine {
       const runAddress = mmap(runSize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       return { index, fd, runAddress, runPage: new Uint8Array(view(runAddress, runSize)), stopped: false, parked: false };
     });
-    this.attachWorkers(workers);
+    this.attachThreads(threads);
   }
 
   static create(options: MachineOptions, kvm = Kvm.open()): Machine {
@@ -88,15 +88,15 @@ export class Machine {
       throw new KvmError('vcpu-limit', `${options.cpus} vCPUs requested; this host's KVM allows 1 to ${max}`);
     }
     // Threads first: their start-up (tens of ms) then overlaps VM creation and kernel loading.
-    const { workers, control } = takeVcpuThreads(options.cpus);
+    const { threads, control } = takeVcpuThreads(options.cpus);
     try {
       const vm = kvm.createVm();
       vm.setupPlatform();
       const ram = allocateGuestRam(vm, options.memoryBytes);
       log('VM fd %d with %d MiB in %d region(s), %d vCPU(s)', vm.fd, options.memoryBytes / 2 ** 20, ram.regions.length, options.cpus);
-      return new Machine(kvm, vm, ram, options, workers, control);
+      return new Machine(kvm, vm, ram, options, threads, control);
     } catch (error) {
-      for (const worker of workers) void worker.terminate();
+      for (const thread of threads) void thread.worker.terminate();
       throw error;
     }
   }
@@ -120,26 +120,27 @@ export class Machine {
   }
 
   /** Wires the vCPU threads, which set up and then wait for start(). */
-  private attachWorkers(workers: readonly Worker[]): void {
-    const stops: Promise<void>[] = [];
-    for (const vcpu of this.vcpus) {
-      const worker = workers[vcpu.index]!;
-      vcpu.worker = worker;
-      stops.push(
-        new Promise<void>((resolve) => {
-          worker.on('message', (message: VcpuMessage) => this.onMessage(vcpu, message));
-          worker.on('error', (error) => {
-            log('vCPU %d worker error: %O', vcpu.index, error);
-            this.finish({ status: 4, reason: `vCPU ${vcpu.index} thread failed: ${error.message}` });
-          });
-          worker.on('exit', () => {
-            vcpu.stopped = true;
-            resolve();
-          });
-        }),
-      );
-    }
-    this.allStopped = Promise.all(stops).then(() => undefined);
+  private attachThreads(threads: readonly VcpuThread[]): void {
+    this.allStopped = Promise.all(
+      this.vcpus.map(
+        (vcpu) =>
+          new Promise<void>((resolve) => {
+            const thread = threads[vcpu.index]!;
+            vcpu.worker = thread.worker;
+            thread.listen({
+              message: (message) => this.onMessage(vcpu, message),
+              error: (error) => {
+                log('vCPU %d thread error: %O', vcpu.index, error);
+                this.finish({ status: EXIT_HOST_ERROR, reason: `vCPU ${vcpu.index} thread failed: ${error.message}` });
+              },
+              exit: () => {
+                vcpu.stopped = true;
+                resolve();
+              },
+            });
+          }),
+      ),
+    ).then(() => undefined);
   }
 
   /** Starts every vCPU; the boot vCPU (0) enters at `entry`. */
@@ -171,6 +172,7 @@ export class Machine {
       case 'ready':
         vcpu.tid = message.tid;
         vcpu.kickSignal = message.kickSignal;
+        log('vCPU %d thread ready (tid %d)', vcpu.index, message.tid);
         if (Atomics.load(new Int32Array(this.control), CONTROL_STOP) !== 0) this.kick(vcpu);
         break;
       case 'running':

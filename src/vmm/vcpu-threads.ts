@@ -2,13 +2,51 @@
  * Spawning vCPU threads. A worker needs tens of milliseconds to boot Node and
  * load koffi, so a program may spawn them before it has even loaded the VMM
  * (the CLI does so right after parsing flags); Machine.create takes them.
+ * Events that arrive before the Machine listens are kept, not lost.
  * This module imports nothing heavy on purpose.
  */
 import { Worker } from 'node:worker_threads';
-import type { VcpuWorkerData } from './vcpu-protocol.js';
+import type { VcpuMessage, VcpuWorkerData } from './vcpu-protocol.js';
+
+export interface VcpuThreadEvents {
+  message(message: VcpuMessage): void;
+  error(error: Error): void;
+  exit(): void;
+}
+
+type Event = { kind: 'message'; message: VcpuMessage } | { kind: 'error'; error: Error } | { kind: 'exit' };
+
+export class VcpuThread {
+  private backlog: Event[] = [];
+  private listener: VcpuThreadEvents | undefined;
+
+  constructor(readonly worker: Worker) {
+    worker.on('message', (message: VcpuMessage) => this.deliver({ kind: 'message', message }));
+    worker.on('error', (error: Error) => this.deliver({ kind: 'error', error }));
+    worker.on('exit', () => this.deliver({ kind: 'exit' }));
+  }
+
+  private deliver(event: Event): void {
+    if (!this.listener) {
+      this.backlog.push(event);
+      return;
+    }
+    if (event.kind === 'message') this.listener.message(event.message);
+    else if (event.kind === 'error') this.listener.error(event.error);
+    else this.listener.exit();
+  }
+
+  /** Starts delivering events, the early ones first. */
+  listen(listener: VcpuThreadEvents): void {
+    this.listener = listener;
+    const early = this.backlog;
+    this.backlog = [];
+    for (const event of early) this.deliver(event);
+  }
+}
 
 export interface VcpuThreads {
-  readonly workers: readonly Worker[];
+  readonly threads: readonly VcpuThread[];
   /** Int32Array control words shared with every thread (CONTROL_*). */
   readonly control: SharedArrayBuffer;
 }
@@ -19,11 +57,11 @@ let prewarmed: VcpuThreads | undefined;
 export function spawnVcpuThreads(count: number): VcpuThreads {
   const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
   const url = new URL('./vcpu-worker.js', import.meta.url);
-  const workers = Array.from({ length: count }, (_, index) => {
+  const threads = Array.from({ length: count }, (_, index) => {
     const data: VcpuWorkerData = { index, control };
-    return new Worker(url, { workerData: data });
+    return new VcpuThread(new Worker(url, { workerData: data }));
   });
-  return { workers, control };
+  return { threads, control };
 }
 
 /** Starts `count` vCPU threads now, for the next Machine.create with that many vCPUs. */
@@ -31,22 +69,22 @@ export function prewarmVcpuThreads(count: number): void {
   releasePrewarmed();
   prewarmed = spawnVcpuThreads(count);
   // An idle prewarmed thread must not keep the process alive.
-  for (const worker of prewarmed.workers) worker.unref();
+  for (const thread of prewarmed.threads) thread.worker.unref();
 }
 
 /** The prewarmed threads if there are exactly `count`, else fresh ones. */
 export function takeVcpuThreads(count: number): VcpuThreads {
-  if (prewarmed && prewarmed.workers.length === count) {
-    const threads = prewarmed;
+  if (prewarmed && prewarmed.threads.length === count) {
+    const taken = prewarmed;
     prewarmed = undefined;
-    for (const worker of threads.workers) worker.ref();
-    return threads;
+    for (const thread of taken.threads) thread.worker.ref();
+    return taken;
   }
   releasePrewarmed();
   return spawnVcpuThreads(count);
 }
 
 function releasePrewarmed(): void {
-  for (const worker of prewarmed?.workers ?? []) void worker.terminate();
+  for (const thread of prewarmed?.threads ?? []) void thread.worker.terminate();
   prewarmed = undefined;
 }

@@ -88,6 +88,7 @@ async function main(): Promise<void> {
           // A kick without a stop is the main thread's halt probe.
           if (consumePendingSignal(signal) && Atomics.load(control, CONTROL_STOP) === 0) {
             const parked = vcpu.isParked();
+            if (parked !== lastParked) log('parked: %s', parked);
             if (parked !== lastParked) post({ type: 'parked', index: data.index, parked });
             lastParked = parked;
           }

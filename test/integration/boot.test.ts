@@ -113,6 +113,27 @@ test('two vCPUs: the boot vCPU runs while the other waits for SIPI, and both sto
   expectStatus(run, 1);
 });
 
+test('every vCPU halted with interrupts off ends the run with status 0', async () => {
+  for (const cpus of ['1', '2']) {
+    const run = await runKvm(['run', '-k', guest.elf, '-c', cpus, '-p', 'test=halt'], { limitMs: 10_000 });
+    expectStatus(run, 0);
+    assert.match(run.stdout, 'halt: halting');
+  }
+});
+
+test('SIGTERM stops the VM and exits with 128 + 15', async () => {
+  const { spawn } = await import('node:child_process');
+  const { CLI } = await import('../helpers/run-kvm.js');
+  const child = spawn(process.execPath, [CLI, 'run', '-k', guest.elf, '-c', '2', '-p', 'test=echo'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (stdout.includes('echo: ready')) child.kill('SIGTERM');
+  });
+  const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.is(status, 143);
+});
+
 test('--timeout ends a guest that never exits with status 124', async () => {
   const run = await runKvm(['run', '-k', guest.elf, '-p', 'test=echo', '--timeout', '1']);
   expectStatus(run, 124);
