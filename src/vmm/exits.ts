@@ -34,6 +34,17 @@ function hex(bytes: Uint8Array | undefined): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
 }
 
+/** Views of the single-item PIO data, reused across exits (the offset never changes for a vCPU). */
+const itemCache = new WeakMap<Uint8Array, { offset: number; views: Uint8Array[] }>();
+function pioItem(run: Uint8Array, offset: number, size: number): Uint8Array {
+  let entry = itemCache.get(run);
+  if (!entry || entry.offset !== offset) {
+    entry = { offset, views: [] };
+    itemCache.set(run, entry);
+  }
+  return (entry.views[size] ??= run.subarray(offset, offset + size));
+}
+
 /** Handles one exit; run is the vCPU's kvm_run page. */
 export function handleExit(run: Uint8Array, view: DataView, ctx: ExitContext): ExitAction {
   const reason = view.getUint32(abi.RUN.exit_reason, true);
@@ -42,9 +53,18 @@ export function handleExit(run: Uint8Array, view: DataView, ctx: ExitContext): E
       const size = view.getUint8(abi.RUN.io_size);
       const port = view.getUint16(abi.RUN.io_port, true);
       const count = view.getUint32(abi.RUN.io_count, true);
-      const offset = Number(view.getBigUint64(abi.RUN.io_data_offset, true));
+      // data_offset is a u64 that KVM sets to a page inside the mmap'd run area: its high half is 0.
+      const offset = view.getUint32(abi.RUN.io_data_offset, true);
       const write = view.getUint8(abi.RUN.io_direction) === abi.KVM_EXIT_IO_OUT;
-      if (offset + size * count > run.length) return stop(EXIT_GUEST_CRASH, 'KVM_EXIT_IO data outside the run page');
+      if (view.getUint32(abi.RUN.io_data_offset + 4, true) !== 0 || offset + size * count > run.length) {
+        return stop(EXIT_GUEST_CRASH, 'KVM_EXIT_IO data outside the run page');
+      }
+      if (count === 1) {
+        const item = pioItem(run, offset, size);
+        if (write) ctx.pio.write(port, item);
+        else ctx.pio.read(port, item);
+        return CONTINUE;
+      }
       // String I/O (rep ins/outs) arrives as count consecutive items.
       for (let i = 0; i < count; i++) {
         const item = run.subarray(offset + i * size, offset + (i + 1) * size);
