@@ -19,6 +19,7 @@ export class ConfigError extends Error {
 }
 
 export type ConsoleKind = 'serial' | 'virtio';
+export type TransportKind = 'pci' | 'mmio';
 
 export interface VmConfig {
   /** Path of the kernel: bzImage, ELF vmlinux, or any ELF with a PVH note. */
@@ -33,8 +34,12 @@ export interface VmConfig {
   readonly timeoutSeconds?: number;
   /** "-cx16,+x2apic": CPUID features to hide or require, as named in /proc/cpuinfo. */
   readonly cpuFeatures?: string;
-  /** Where the serial console writes (default 1, stdout). */
+  /** Where the console writes (default 1, stdout): the serial port, and virtio-console when chosen. */
   readonly serialOutputFd?: number;
+  /** Add a virtio-rng device. */
+  readonly rng?: boolean;
+  /** Transport of every virtio device (default pci). */
+  readonly transport?: TransportKind;
 }
 
 export const DEFAULT_MEMORY_BYTES = 256 * 2 ** 20;
@@ -91,6 +96,9 @@ export function validateConfig(config: VmConfig): ValidatedConfig {
   if (!Number.isInteger(config.cpus) || config.cpus < 1) throw new ConfigError('bad-value', 'cpus must be at least 1');
   if (config.console !== 'serial' && config.console !== 'virtio') {
     throw new ConfigError('bad-value', `console "${String(config.console)}" is not serial or virtio`);
+  }
+  if (config.transport !== undefined && config.transport !== 'pci' && config.transport !== 'mmio') {
+    throw new ConfigError('bad-value', `transport "${String(config.transport)}" is not pci or mmio`);
   }
   if (config.timeoutSeconds !== undefined && !(config.timeoutSeconds > 0)) {
     throw new ConfigError('bad-value', 'timeout must be a positive number of seconds');

@@ -9,7 +9,7 @@ import { loadKernel } from './boot/index.js';
 import type { BootProtocol } from './boot/cpu-state.js';
 import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
 import { addLegacyDevices } from './legacy/index.js';
-import type { UartRegisters } from './legacy/uart-8250.js';
+import { addVirtioDevices } from './virtio-devices.js';
 import { CpuidError } from './vmm/cpuid.js';
 import {
   EXIT_HOST_ERROR,
@@ -30,7 +30,7 @@ export class VirtualMachine {
 
   private constructor(
     private readonly machine: Machine,
-    private readonly uart: UartRegisters,
+    private readonly consoleInput: (bytes: Uint8Array) => void,
     private readonly entry: Parameters<Machine['start']>[0],
     readonly protocol: BootProtocol,
     readonly cmdline: string,
@@ -42,10 +42,6 @@ export class VirtualMachine {
     const valid = validateConfig(config);
     const kernel = readFileSync(valid.kernel);
     const initrd = valid.initrd !== undefined ? readFileSync(valid.initrd) : undefined;
-    const cmdline = kernelCommandLine(valid);
-    if (valid.console === 'virtio') {
-      throw new ConfigError('bad-value', '--console virtio needs virtio-console, which this build does not have yet');
-    }
     const machine = Machine.create({
       memoryBytes: valid.memoryBytes,
       cpus: valid.cpus,
@@ -53,11 +49,18 @@ export class VirtualMachine {
     });
     try {
       const highMemoryBytes = Math.max(0, valid.memoryBytes - PCI_HOLE_START);
+      const outputFd = valid.serialOutputFd ?? 1;
       const uart = addLegacyDevices(machine, {
-        serialOutputFd: valid.serialOutputFd ?? 1,
+        serialOutputFd: outputFd,
         memoryBytes: valid.memoryBytes,
         highMemoryBytes,
       });
+      const virtio = addVirtioDevices(machine, {
+        transport: valid.transport ?? 'pci',
+        rng: valid.rng ?? false,
+        console: valid.console === 'virtio' ? { outputFd } : undefined,
+      });
+      const cmdline = [kernelCommandLine(valid), ...virtio.cmdline].join(' ');
       const boot = loadKernel({
         kernel,
         ...(initrd ? { initrd } : {}),
@@ -65,7 +68,8 @@ export class VirtualMachine {
         memory: machine.memory,
       });
       log('kernel %s loaded by %s, entry 0x%s', valid.kernel, boot.protocol, boot.cpu.rip.toString(16));
-      return new VirtualMachine(machine, uart, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds);
+      const consoleInput = virtio.consoleInput ?? ((bytes: Uint8Array) => uart.receive(bytes));
+      return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds);
     } catch (error) {
       void machine.close();
       throw error;
@@ -93,9 +97,9 @@ export class VirtualMachine {
     }
   }
 
-  /** Bytes typed at the serial console. */
-  sendSerialInput(bytes: Uint8Array): void {
-    this.uart.receive(bytes);
+  /** Bytes typed at the console: to virtio-console when it is the console, else to the serial port. */
+  sendConsoleInput(bytes: Uint8Array): void {
+    this.consoleInput(bytes);
   }
 
   /** Ends the run from the host side (e.g. Ctrl-A x, a signal). */

@@ -3,7 +3,7 @@
  * Every mistake becomes a UsageError with one line that names the flag.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, DEFAULT_MEMORY_BYTES, parseMemorySize, type ConsoleKind, type VmConfig } from '../config.js';
+import { ConfigError, DEFAULT_MEMORY_BYTES, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../config.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -28,6 +28,8 @@ const runOptions = {
   console: { type: 'string' },
   timeout: { type: 'string' },
   'cpu-features': { type: 'string' },
+  rng: { type: 'boolean' },
+  transport: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -71,6 +73,8 @@ export function parseCommand(argv: readonly string[]): Command {
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
     throw new UsageError(`--console "${consoleKind}" is not serial or virtio`);
   }
+  const transport = values.transport ?? 'pci';
+  if (transport !== 'pci' && transport !== 'mmio') throw new UsageError(`--transport "${transport}" is not pci or mmio`);
   let timeoutSeconds: number | undefined;
   if (values.timeout !== undefined) {
     timeoutSeconds = Number(values.timeout);
@@ -90,6 +94,8 @@ export function parseCommand(argv: readonly string[]): Command {
       console: consoleKind as ConsoleKind,
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(values['cpu-features'] !== undefined ? { cpuFeatures: values['cpu-features'] } : {}),
+      ...(values.rng ? { rng: true } : {}),
+      transport: transport as TransportKind,
     },
   };
 }
@@ -113,7 +119,11 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
                            each default left out when you give that parameter
   -m, --mem SIZE           guest RAM, MiB unless suffixed K, M or G (default 256M)
   -c, --cpus N             number of vCPUs (default 1)
-      --console KIND       serial (8250 UART on ttyS0) or virtio (hvc0)
+      --console KIND       serial (8250 UART on ttyS0) or virtio (virtio-console, hvc0;
+                           the UART stays for early output)
+      --rng                add a virtio-rng device (entropy from the host)
+      --transport KIND     pci (default) or mmio, for every virtio device; MMIO
+                           devices are announced with virtio_mmio.device= parameters
       --timeout SECONDS    end the run with status 124 after this long
       --cpu-features LIST  hide or require CPUID features, e.g. -cx16,-xsave,+x2apic
                            (names as in /proc/cpuinfo)

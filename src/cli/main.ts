@@ -44,7 +44,7 @@ async function main(argv: readonly string[]): Promise<void> {
     fail(messageForError(error), statusForError(error));
   }
   const terminal = new TerminalConsole(process.stdin, {
-    input: (bytes) => vm.sendSerialInput(bytes),
+    input: (bytes) => vm.sendConsoleInput(bytes),
     quit: () => vm.stop({ status: EXIT_POWER_OFF, reason: 'quit from the console (Ctrl-A x)' }),
   });
   process.on('exit', () => terminal.restore());

@@ -141,4 +141,4 @@ class I8042 implements BusDevice {
   }
 }
 
-export const createI8042: DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => new I8042(spec.shared!, context);
+export const createI8042 = ((spec: DeviceSpec, context: DeviceContext): BusDevice => new I8042(spec.shared!, context)) satisfies DeviceFactory;

@@ -35,4 +35,5 @@ export interface DeviceContext {
   readonly log: createDebug.Debugger;
 }
 
-export type DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => BusDevice;
+/** May be async: a device can load more modules (the PCI root loads its functions). */
+export type DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => BusDevice | Promise<BusDevice>;

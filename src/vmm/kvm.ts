@@ -156,3 +156,62 @@ export function setIrqLine(vmFd: number, irq: number, level: boolean): void {
   irqLevelView.setUint32(4, level ? 1 : 0, true);
   kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQ_LINE, 'KVM_IRQ_LINE', irqLevelBuffer));
 }
+
+const KVM_IRQFD_FLAG_DEASSIGN = 1;
+const KVM_IRQFD_FLAG_RESAMPLE = 2;
+
+/**
+ * Binds an eventfd to a GSI: a write to the eventfd injects the interrupt in
+ * the kernel, from any thread. With a resample fd the line is level-triggered:
+ * it stays asserted until the guest's EOI, which then signals resampleFd.
+ */
+export function assignIrqfd(vmFd: number, eventFd: number, gsi: number, resampleFd?: number): void {
+  const buffer = new Uint8Array(abi.SIZEOF_KVM_IRQFD);
+  const v = new DataView(buffer.buffer);
+  v.setUint32(0, eventFd, true);
+  v.setUint32(4, gsi, true);
+  v.setUint32(8, resampleFd === undefined ? 0 : KVM_IRQFD_FLAG_RESAMPLE, true);
+  v.setUint32(12, resampleFd ?? 0, true);
+  kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQFD, 'KVM_IRQFD', buffer));
+}
+
+export function deassignIrqfd(vmFd: number, eventFd: number, gsi: number): void {
+  const buffer = new Uint8Array(abi.SIZEOF_KVM_IRQFD);
+  const v = new DataView(buffer.buffer);
+  v.setUint32(0, eventFd, true);
+  v.setUint32(4, gsi, true);
+  v.setUint32(8, KVM_IRQFD_FLAG_DEASSIGN, true);
+  kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQFD, 'KVM_IRQFD', buffer));
+}
+
+const KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0;
+const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;
+const KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
+
+export interface IoeventfdOptions {
+  readonly address: number;
+  /** Access width to match: 1, 2, 4 or 8; 0 matches any width (MMIO only). */
+  readonly length: number;
+  readonly eventFd: number;
+  readonly pio?: boolean;
+  /** Only writes of this value kick the eventfd. */
+  readonly datamatch?: number;
+}
+
+/** A guest write to `address` signals `eventFd` inside the kernel: no exit to userspace. */
+export function setIoeventfd(vmFd: number, options: IoeventfdOptions, assign = true): void {
+  const buffer = new Uint8Array(abi.SIZEOF_KVM_IOEVENTFD);
+  const v = new DataView(buffer.buffer);
+  let flags = 0;
+  if (options.datamatch !== undefined) {
+    flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+    v.setBigUint64(0, BigInt(options.datamatch), true);
+  }
+  if (options.pio) flags |= KVM_IOEVENTFD_FLAG_PIO;
+  if (!assign) flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
+  v.setBigUint64(8, BigInt(options.address), true);
+  v.setUint32(16, options.length, true);
+  v.setInt32(20, options.eventFd, true);
+  v.setUint32(24, flags, true);
+  kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IOEVENTFD, 'KVM_IOEVENTFD', buffer));
+}

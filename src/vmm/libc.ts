@@ -84,6 +84,21 @@ const cWrite = lib.func('int64_t write(int fd, const void *buf, size_t count)') 
   buf: Uint8Array,
   n: number,
 ) => number;
+const cEpollCreate1 = lib.func('int epoll_create1(int flags)') as (flags: number) => number;
+const cEpollCtl = lib.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (
+  epfd: number,
+  op: number,
+  fd: number,
+  event: Uint8Array | null,
+) => number;
+const cEpollWait = lib.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as (
+  epfd: number,
+  events: Uint8Array,
+  max: number,
+  timeout: number,
+) => number;
+const cPipe2 = lib.func('int pipe2(int *fds, int flags)') as (fds: Int32Array, flags: number) => number;
+const cFcntl = lib.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
 const cGettid = lib.func('int gettid(void)') as () => number;
 const cGetpid = lib.func('int getpid(void)') as () => number;
 const cTgkill = lib.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number;
@@ -113,6 +128,16 @@ export const MADV_MERGEABLE = 12;
 export const MADV_DONTFORK = 10;
 export const EFD_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLLIN = 0x001;
+export const EPOLLOUT = 0x004;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+/** struct epoll_event is packed on x86-64: u32 events, u64 data. */
+export const EPOLL_EVENT_SIZE = 12;
+export const O_NONBLOCK = 0o4000;
 export const SIG_BLOCK = 0;
 export const SIG_SETMASK = 2;
 /** Kernel sigset_t as passed to KVM_SET_SIGNAL_MASK: 64 signals. */
@@ -191,6 +216,67 @@ export function readFd(fd: number, buffer: Uint8Array): number {
 export function writeFd(fd: number, buffer: Uint8Array): number {
   const r = cWrite(fd, buffer, buffer.length);
   return r < 0 ? -koffi.errno() : r;
+}
+
+export function epollCreate(): number {
+  return check('epoll_create1', cEpollCreate1(EPOLL_CLOEXEC));
+}
+
+/** Watches fd for events; `token` comes back in the event's data field. */
+export function epollAdd(epfd: number, fd: number, events: number, token: number): void {
+  const event = new Uint8Array(EPOLL_EVENT_SIZE);
+  const v = new DataView(event.buffer);
+  v.setUint32(0, events, true);
+  v.setUint32(4, token, true);
+  check('epoll_ctl ADD', cEpollCtl(epfd, EPOLL_CTL_ADD, fd, event));
+}
+
+export function epollRemove(epfd: number, fd: number): void {
+  check('epoll_ctl DEL', cEpollCtl(epfd, EPOLL_CTL_DEL, fd, new Uint8Array(EPOLL_EVENT_SIZE)));
+}
+
+/** Blocks (timeout -1) until events; fills `events` (EPOLL_EVENT_SIZE each) and returns their count, or -errno. */
+export function epollWait(epfd: number, events: Uint8Array, timeoutMs: number): number {
+  const r = cEpollWait(epfd, events, Math.floor(events.length / EPOLL_EVENT_SIZE), timeoutMs);
+  return r < 0 ? -koffi.errno() : r;
+}
+
+const FIONREAD = 0x541b;
+const fionreadBuffer = new Uint8Array(4);
+
+/** Bytes waiting to be read on a pipe, socket or tty, or -errno. */
+export function bytesReadable(fd: number): number {
+  const r = ioctlPointer(fd, FIONREAD, fionreadBuffer);
+  return r < 0 ? -koffi.errno() : new DataView(fionreadBuffer.buffer).getInt32(0, true);
+}
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+
+export function setNonBlocking(fd: number): void {
+  const flags = check('fcntl F_GETFL', cFcntl(fd, F_GETFL, 0));
+  check('fcntl F_SETFL', cFcntl(fd, F_SETFL, flags | O_NONBLOCK));
+}
+
+/** A pipe: [read end, write end]. */
+export function pipe(flags = O_CLOEXEC): [number, number] {
+  const fds = new Int32Array(2);
+  check('pipe2', cPipe2(fds, flags));
+  return [fds[0]!, fds[1]!];
+}
+
+const eventfdValue = new Uint8Array(8);
+const eventfdOne = new Uint8Array(new BigUint64Array([1n]).buffer);
+
+/** Adds 1 to an eventfd's counter (a kick or an interrupt); returns false on failure. */
+export function signalEventfd(fd: number): boolean {
+  return cWrite(fd, eventfdOne, 8) === 8;
+}
+
+/** Reads and clears an eventfd's counter (non-blocking fds return 0 when empty). */
+export function drainEventfd(fd: number): number {
+  const r = cRead(fd, eventfdValue, 8);
+  return r === 8 ? Number(new DataView(eventfdValue.buffer).getBigUint64(0, true)) : 0;
 }
 
 export function gettid(): number {

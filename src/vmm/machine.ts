@@ -51,6 +51,7 @@ export class Machine {
   readonly regions: readonly RegionDescriptor[];
   readonly timings: MachineTimings = {};
   private readonly devices: DeviceSpec[] = [];
+  private readonly closeHooks: Array<() => Promise<void> | void> = [];
   private readonly vcpus: VcpuHandle[];
   private exitResolve!: (exit: VmExit) => void;
   private result: VmExit | undefined;
@@ -117,6 +118,11 @@ export class Machine {
 
   addDevice(spec: DeviceSpec): void {
     this.devices.push(spec);
+  }
+
+  /** Work to do when the VM is closed, after the vCPUs stopped (e.g. ending data-plane threads). */
+  onClose(hook: () => Promise<void> | void): void {
+    this.closeHooks.push(hook);
   }
 
   /** Wires the vCPU threads, which set up and then wait for start(). */
@@ -227,6 +233,7 @@ export class Machine {
     const timer = setTimeout(() => this.vcpus.forEach((v) => void v.worker?.terminate()), 2000);
     await this.allStopped;
     clearTimeout(timer);
+    await Promise.all(this.closeHooks.splice(0).map((hook) => hook()));
     for (const vcpu of this.vcpus) close(vcpu.fd);
     close(this.vm.fd);
     close(this.kvm.fd);

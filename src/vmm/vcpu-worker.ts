@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     for (const [i, spec] of start.devices.entries()) {
       const factory = modules[i]![spec.factory];
       if (typeof factory !== 'function') throw new Error(`device ${spec.name}: ${spec.module} has no ${spec.factory}`);
-      (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, factory(spec, context));
+      (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, await factory(spec, context));
     }
     const exitContext = {
       pio,

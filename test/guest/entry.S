@@ -33,6 +33,49 @@
 #define SEL_CODE64	0x10
 #define SEL_DATA	0x18
 
+#define MAP_LIMIT_4G	0x100000000
+
+/*
+ * Identity-maps the first 4 GiB into pml4/pdpt/pd (PML4 and PDPT already
+ * zeroed): four 1 GiB pages if CPUID.80000001h:EDX.Page1GB (bit 26) is in
+ * EDX, else 2048 x 2 MiB pages. The last GiB (0xC0000000-0xFFFFFFFF: PCI
+ * BARs, virtio-mmio, IOAPIC, LAPIC) is mapped uncacheable (PCD | PWT).
+ * B is the addressing suffix for the tables ((%ebp) in 32-bit code with
+ * EBP = load delta, (%rip) in 64-bit code), DI the pointer register. Uses
+ * EAX, ECX, DI; the same instructions assemble in either mode.
+ */
+.macro	MAP_FIRST_4G B, DI
+	lea	(pdpt + 3)\B, %eax
+	movl	%eax, pml4\B
+	btl	$26, %edx
+	jnc	91f
+	movl	$0x00000083, pdpt\B
+	movl	$0x40000083, (pdpt + 8)\B
+	movl	$0x80000083, (pdpt + 16)\B
+	movl	$0xc000009b, (pdpt + 24)\B
+	jmp	93f
+91:	lea	(pd + 3)\B, %eax
+	movl	%eax, pdpt\B
+	addl	$4096, %eax
+	movl	%eax, (pdpt + 8)\B
+	addl	$4096, %eax
+	movl	%eax, (pdpt + 16)\B
+	addl	$4096, %eax
+	movl	%eax, (pdpt + 24)\B
+	lea	pd\B, \DI
+	movl	$0x83, %eax		/* present | writable | 2 MiB page */
+	movl	$2048, %ecx
+92:	cmpl	$512, %ecx
+	jne	94f
+	orl	$0x18, %eax		/* from 3 GiB on: PCD | PWT */
+94:	movl	%eax, (\DI)
+	movl	$0, 4(\DI)
+	addl	$0x200000, %eax
+	lea	8(\DI), \DI
+	loop	92b
+93:
+.endm
+
 	.section .head.text, "ax"
 
 /* ---------------------------------------------------------------- 0x000 */
@@ -57,7 +100,7 @@ startup_32:
 	.globl	startup_64
 	.type	startup_64, @function
 startup_64:
-	/* Keep the loader's GDT and page tables; RSI = boot_params. */
+	/* Keep the loader's GDT; RSI = boot_params (preserved throughout). */
 	cli
 	cld
 	leaq	stack_top(%rip), %rsp
@@ -66,9 +109,18 @@ startup_64:
 	subq	%rdi, %rcx
 	shrq	$3, %rcx
 	xorl	%eax, %eax
-	rep stosq			/* zero .bss (RSI is preserved) */
+	rep stosq			/* zero .bss */
+	/* Replace the loader's page tables (which may map less) by ours. */
+	leaq	pml4(%rip), %rdi
+	movl	$(2 * 4096 / 8), %ecx
+	rep stosq			/* zero PML4 and PDPT (EAX is 0) */
+	movl	$0x80000001, %eax
+	cpuid
+	MAP_FIRST_4G (%rip), %rdi
+	leaq	pml4(%rip), %rax
+	movq	%rax, %cr3
 	movl	$BOOT_LINUX64, %edi
-	movq	$-1, %rdx		/* the loader maps what we need */
+	movabsq	$MAP_LIMIT_4G, %rdx
 	call	guest_main
 	jmp	halt_forever
 
@@ -87,9 +139,9 @@ pvh_start32:
 /*
  * 32-bit protected mode, paging off -> 64-bit long mode.
  * In: EBP = load delta, ESI = boot info pointer, EBX = boot type.
- * Builds identity page tables for the first 1 GiB (one 1 GiB page if the
- * CPU has them, else 512 x 2 MiB pages), loads our GDT and enters 64-bit
- * mode. Touches nothing outside the image's .bss/.pgtable/.stack.
+ * Builds identity page tables for the first 4 GiB (MAP_FIRST_4G), loads
+ * our GDT and enters 64-bit mode. Touches nothing outside the image's
+ * .bss/.pgtable/.stack.
  */
 common32:
 	leal	stack_top(%ebp), %esp
@@ -107,28 +159,12 @@ common32:
 	movl	$(2 * 4096 / 4), %ecx
 	rep stosl
 
-	leal	(pdpt + 3)(%ebp), %eax	/* present | writable */
-	movl	%eax, pml4(%ebp)
-
 	pushl	%ebx
 	movl	$0x80000001, %eax
 	cpuid
 	popl	%ebx
-	btl	$26, %edx		/* Page1GB */
-	jnc	2f
-	movl	$0x83, pdpt(%ebp)	/* PDPT[0]: 1 GiB page at 0 */
-	jmp	3f
-2:	leal	(pd + 3)(%ebp), %eax
-	movl	%eax, pdpt(%ebp)
-	leal	pd(%ebp), %edi
-	movl	$0x83, %eax		/* present | writable | 2 MiB page */
-	movl	$512, %ecx
-1:	movl	%eax, (%edi)
-	movl	$0, 4(%edi)
-	addl	$0x200000, %eax
-	addl	$8, %edi
-	loop	1b
-3:
+	MAP_FIRST_4G (%ebp), %edi
+
 	/* GDT: build the 6-byte pseudo-descriptor on the stack */
 	leal	gdt(%ebp), %eax
 	pushl	%eax
@@ -165,7 +201,7 @@ long64:
 	leaq	stack_top(%rip), %rsp
 	movl	%ebx, %edi		/* boot type */
 	movl	%esi, %esi		/* info pointer, zero-extended */
-	movl	$0x40000000, %edx	/* we mapped the first 1 GiB */
+	movabsq	$MAP_LIMIT_4G, %rdx	/* we mapped the first 4 GiB */
 	call	guest_main
 	/* fall through */
 
@@ -195,6 +231,20 @@ int3_entry:
 ud_entry:
 	pushq	$6
 	jmp	exception_common
+
+/* Interrupt entries for vectors 32..47 (virtio.c): 8 bytes apart from
+ * irq_stubs; they share exception_common (exception_handler passes vectors
+ * >= 32 on to irq_handler). */
+	.balign	8
+	.globl	irq_stubs
+irq_stubs:
+	vec = 32
+	.rept	16
+	.balign	8
+	pushq	$vec
+	jmp	exception_common
+	vec = vec + 1
+	.endr
 
 exception_common:
 	pushq	%rax
@@ -237,7 +287,7 @@ gdt_end:
 	.balign	4096
 pml4:	.skip	4096
 pdpt:	.skip	4096
-pd:	.skip	4096
+pd:	.skip	4 * 4096		/* used only without 1 GiB pages */
 
 	.section .stack, "aw", @nobits
 	.balign	16

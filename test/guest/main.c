@@ -11,13 +11,7 @@
  * Keep this file position independent: no static tables of pointers.
  */
 
-/* Every symbol is local to the image: keep all references RIP-relative. */
-#pragma GCC visibility push(hidden)
-
-typedef unsigned char u8;
-typedef unsigned short u16;
-typedef unsigned int u32;
-typedef unsigned long long u64;
+#include "guest.h"
 
 #define BOOT_PVH 1
 #define BOOT_LINUX64 2
@@ -28,7 +22,6 @@ typedef unsigned long long u64;
 #define LSR_DR 0x01
 #define LSR_THRE 0x20
 #define DEBUG_EXIT_PORT 0xf4
-#define POST_PORT 0x80
 
 #define HVM_START_MAGIC 0x336ec578u
 
@@ -38,7 +31,6 @@ void guest_main(u32 boot, u64 info, u64 limit);
 struct exc_frame;
 void exception_handler(struct exc_frame *f);
 extern char int3_entry[], ud_entry[];
-extern void halt_forever(void) __attribute__((noreturn));
 
 /* gcc may emit calls to these even in freestanding code. */
 void *memset(void *d, int c, unsigned long n);
@@ -61,32 +53,20 @@ void *memcpy(void *d, const void *s, unsigned long n)
 
 /* ---------------------------------------------------------------- I/O */
 
-static inline void outb(u16 port, u8 v)
-{
-	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline u8 inb(u16 port)
-{
-	u8 v;
-	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static void putc(char c)
+void putc(char c)
 {
 	while (!(inb(COM1_LSR) & LSR_THRE))
 		;
 	outb(COM1, (u8)c);
 }
 
-static void puts(const char *s)
+void puts(const char *s)
 {
 	while (*s)
 		putc(*s++);
 }
 
-static void put_hex(u64 v) /* 0x-prefixed, no leading zeros */
+void put_hex(u64 v) /* 0x-prefixed, no leading zeros */
 {
 	char buf[16];
 	int n = 0;
@@ -99,13 +79,13 @@ static void put_hex(u64 v) /* 0x-prefixed, no leading zeros */
 		putc(buf[--n]);
 }
 
-static void put_hex2(u8 v) /* exactly two hex digits */
+void put_hex2(u8 v) /* exactly two hex digits */
 {
 	putc("0123456789abcdef"[v >> 4]);
 	putc("0123456789abcdef"[v & 15]);
 }
 
-static void put_dec(u64 v)
+void put_dec(u64 v)
 {
 	char buf[20];
 	int n = 0;
@@ -123,7 +103,7 @@ static void put_dec2(u8 v) /* exactly two decimal digits */
 	putc((char)('0' + v % 10));
 }
 
-static __attribute__((noreturn)) void debug_exit(u8 value)
+void debug_exit(u8 value)
 {
 	outb(DEBUG_EXIT_PORT, value);
 	halt_forever();
@@ -172,28 +152,23 @@ static int is_space(char c)
 
 /* Finds the first word "key=value"; returns the value (not NUL-terminated)
  * and its length in *len, or NULL. */
-static const char *param(const char *key, u32 *len)
+const char *param(const char *key, u32 *len)
 {
-	u32 i = 0;
+	u32 pos = 0, wlen, k;
+	const char *w;
 
-	while (i < cmdline_len) {
-		u32 start, k;
-		while (i < cmdline_len && is_space(cmdline[i]))
-			i++;
-		start = i;
-		while (i < cmdline_len && !is_space(cmdline[i]))
-			i++;
-		for (k = 0; key[k] && start + k < i && cmdline[start + k] == key[k]; k++)
+	while ((w = next_word(&pos, &wlen))) {
+		for (k = 0; key[k] && k < wlen && w[k] == key[k]; k++)
 			;
-		if (!key[k] && start + k < i && cmdline[start + k] == '=') {
-			*len = i - (start + k + 1);
-			return cmdline + start + k + 1;
+		if (!key[k] && k < wlen && w[k] == '=') {
+			*len = wlen - (k + 1);
+			return w + k + 1;
 		}
 	}
 	return 0;
 }
 
-static int value_is(const char *v, u32 len, const char *s)
+int value_is(const char *v, u32 len, const char *s)
 {
 	u32 k;
 	for (k = 0; k < len; k++)
@@ -202,7 +177,23 @@ static int value_is(const char *v, u32 len, const char *s)
 	return s[len] == 0;
 }
 
-static u64 param_u64(const char *key, u64 dflt)
+/* Iterates over the command line's words: call with *pos = 0 first;
+ * returns the next word (not NUL-terminated) and its length, or NULL. */
+const char *next_word(u32 *pos, u32 *len)
+{
+	u32 i = *pos, start;
+
+	while (i < cmdline_len && is_space(cmdline[i]))
+		i++;
+	start = i;
+	while (i < cmdline_len && !is_space(cmdline[i]))
+		i++;
+	*pos = i;
+	*len = i - start;
+	return i > start ? cmdline + start : 0;
+}
+
+u64 param_u64(const char *key, u64 dflt)
 {
 	u32 len, k;
 	u64 n = 0;
@@ -286,7 +277,8 @@ struct exc_frame {
 	u64 rip, cs, rflags, rsp, ss; /* pushed by the CPU */
 };
 
-static struct idt_gate idt[32] __attribute__((aligned(16)));
+/* Exceptions 0..31 and the interrupt vectors 32..47 used by virtio.c. */
+static struct idt_gate idt[48] __attribute__((aligned(16)));
 
 static void test_triple_fault(void)
 {
@@ -302,7 +294,9 @@ static void test_triple_fault(void)
 
 void exception_handler(struct exc_frame *f)
 {
-	if (f->vector == 3) {
+	if (f->vector >= 32) {
+		irq_handler((u32)f->vector);
+	} else if (f->vector == 3) {
 		puts("int3: handled\n");
 	} else if (f->vector == 6) {
 		puts("ud2: handled\n");
@@ -310,7 +304,7 @@ void exception_handler(struct exc_frame *f)
 	}
 }
 
-static void set_gate(int vec, const char *handler)
+void set_gate(int vec, const char *handler)
 {
 	u64 h = (u64)handler;
 	u16 cs;
@@ -325,7 +319,7 @@ static void set_gate(int vec, const char *handler)
 	idt[vec].zero = 0;
 }
 
-static void load_idt(void)
+void load_idt(void)
 {
 	struct idt_ptr p;
 
@@ -521,6 +515,10 @@ void guest_main(u32 boot, u64 info, u64 limit)
 		test_int3();
 	} else if (value_is(t, tlen, "ud2")) {
 		test_ud2();
+	} else if (value_is(t, tlen, "virtio-rng")) {
+		test_virtio(4);
+	} else if (value_is(t, tlen, "virtio-console")) {
+		test_virtio(3);
 	} else if (value_is(t, tlen, "halt")) {
 		/* Interrupts off and halted for good: the VMM ends the run with 0. */
 		puts("halt: halting\n");

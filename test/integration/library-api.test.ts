@@ -42,7 +42,7 @@ test('serial input can be sent through the API', async () => {
   const fd = openSync(consolePath, 'w');
   const vm = VirtualMachine.create({ kernel: guest.elf, cmdline: 'test=echo', memoryBytes: 32 * 2 ** 20, cpus: 1, console: 'serial', serialOutputFd: fd });
   vm.start();
-  vm.sendSerialInput(new TextEncoder().encode('hi!q'));
+  vm.sendConsoleInput(new TextEncoder().encode('hi!q'));
   const exit = await vm.wait();
   closeSync(fd);
   assert.is(exit.status, 1);

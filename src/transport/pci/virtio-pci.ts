@@ -1,0 +1,231 @@
+/**
+ * virtio-pci modern (virtio 1.2 §4.1) in the vCPU threads: the common
+ * configuration structure, ISR, device configuration, notification area and
+ * MSI-X table/PBA in BAR 0, plus the dynamic parts of configuration space
+ * (MSI-X enable/mask, the PCI configuration access capability, BAR moves).
+ */
+import { dataValue, setDataValue } from '../../vmm/bus.js';
+import type { DeviceContext } from '../../vmm/device.js';
+import { IrqRouting } from '../../vmm/irq-routing.js';
+import { setIoeventfd } from '../../vmm/kvm.js';
+import { signalEventfd } from '../../vmm/libc.js';
+import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_MSI_NO_VECTOR, VIRTQ_MAX_SIZE } from '../../virtio/virtio-constants.js';
+import { TransportInterrupt } from '../virtio-interrupt.js';
+import { writeStatus, type StatusTransition } from '../virtio-status.js';
+import { MSIX_VECTOR_CTRL_MASKBIT, VirtioTransportState, type QueueAddressField } from '../virtio-transport-state.js';
+import type { PciConfigSpace } from './pci-config.js';
+import { PCI_BASE_ADDRESS_0, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL } from './pci-constants.js';
+import type { PciFunctionDescriptor, PciFunctionFactory, PciFunctionHandler } from './pci-function.js';
+import * as L from './virtio-pci-layout.js';
+
+export interface VirtioPciOptions {
+  readonly state: SharedArrayBuffer;
+  readonly controlFd: number;
+  readonly kickFds: readonly number[];
+  readonly lineFd: number;
+  readonly vectorFds: readonly number[];
+  readonly vectorGsis: readonly number[];
+  readonly routing: SharedArrayBuffer;
+  readonly writableConfig: ReadonlyArray<readonly [number, number]>;
+  /** Configuration-space offsets of our capabilities. */
+  readonly msixCap: number;
+  readonly pciCfgCap: number;
+  /** Int32[1]: the BAR 0 address the notify ioeventfds are registered at. */
+  readonly notifyRegistration: SharedArrayBuffer;
+}
+
+const QUEUE_ADDRESS_FIELDS: ReadonlyArray<[number, QueueAddressField]> = [
+  [L.COMMON_QUEUE_DESC, 'desc'],
+  [L.COMMON_QUEUE_DRIVER, 'driver'],
+  [L.COMMON_QUEUE_DEVICE, 'device'],
+];
+
+export class VirtioPciFunction implements PciFunctionHandler {
+  private readonly state: VirtioTransportState;
+  private readonly interrupt: TransportInterrupt;
+  private readonly routing: IrqRouting;
+  private readonly transition: StatusTransition;
+
+  constructor(
+    private readonly config: PciConfigSpace,
+    private readonly options: VirtioPciOptions,
+    private readonly context: DeviceContext,
+  ) {
+    this.state = new VirtioTransportState(options.state);
+    this.interrupt = new TransportInterrupt(this.state, { lineFd: options.lineFd, vectorFds: options.vectorFds });
+    this.routing = new IrqRouting(context.vmFd, options.routing);
+    this.transition = { controlFd: options.controlFd, log: context.log };
+  }
+
+  barRead(_bar: number, offset: number, data: Uint8Array): void {
+    if (offset < L.VIRTIO_PCI_COMMON_OFFSET + L.VIRTIO_PCI_COMMON_SIZE) setDataValue(data, this.readCommon(offset, data.length));
+    else if (offset >= L.VIRTIO_PCI_ISR_OFFSET && offset < L.VIRTIO_PCI_ISR_OFFSET + L.VIRTIO_PCI_ISR_SIZE) {
+      // Reading the ISR acknowledges it (§4.1.4.5).
+      setDataValue(data, offset === L.VIRTIO_PCI_ISR_OFFSET ? this.state.takeIsr() : 0);
+    } else if (offset >= L.VIRTIO_PCI_DEVICE_OFFSET && offset < L.VIRTIO_PCI_DEVICE_OFFSET + L.VIRTIO_PCI_DEVICE_SIZE) {
+      const at = offset - L.VIRTIO_PCI_DEVICE_OFFSET;
+      const cfg = this.state.config;
+      for (let i = 0; i < data.length; i++) data[i] = at + i < cfg.length ? cfg[at + i]! : 0;
+    } else if (offset >= L.VIRTIO_PCI_MSIX_TABLE_OFFSET && offset < L.VIRTIO_PCI_MSIX_TABLE_OFFSET + this.state.msixVectorCount * PCI_MSIX_ENTRY_SIZE) {
+      const at = offset - L.VIRTIO_PCI_MSIX_TABLE_OFFSET;
+      setDataValue(data, data.length === 4 ? this.state.msixEntryWord(at >> 4, (at & 0xf) >> 2) : 0);
+    } else if (offset >= L.VIRTIO_PCI_MSIX_PBA_OFFSET && offset < L.VIRTIO_PCI_MSIX_PBA_OFFSET + 8) {
+      let bits = 0;
+      const first = (offset - L.VIRTIO_PCI_MSIX_PBA_OFFSET) * 8;
+      for (let i = 0; i < data.length * 8 && first + i < this.state.msixVectorCount; i++) {
+        if (this.state.msixPending(first + i)) bits |= 1 << i;
+      }
+      setDataValue(data, bits >>> 0);
+    } else data.fill(0);
+  }
+
+  barWrite(_bar: number, offset: number, data: Uint8Array): void {
+    const value = dataValue(data);
+    if (offset < L.VIRTIO_PCI_COMMON_OFFSET + L.VIRTIO_PCI_COMMON_SIZE) this.writeCommon(offset, data.length, value);
+    else if (offset >= L.VIRTIO_PCI_DEVICE_OFFSET && offset < L.VIRTIO_PCI_DEVICE_OFFSET + L.VIRTIO_PCI_DEVICE_SIZE) {
+      const at = offset - L.VIRTIO_PCI_DEVICE_OFFSET;
+      if (this.options.writableConfig.some(([s, n]) => at >= s && at + data.length <= s + n)) {
+        this.state.config.set(data, at);
+        this.state.bumpConfigGeneration();
+      }
+    } else if (offset >= L.VIRTIO_PCI_NOTIFY_OFFSET && offset < L.VIRTIO_PCI_NOTIFY_OFFSET + L.VIRTIO_PCI_NOTIFY_SIZE) {
+      // Normally caught by the queue's ioeventfd in the kernel; forwarded when it was not.
+      const q = (offset - L.VIRTIO_PCI_NOTIFY_OFFSET) / L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
+      if (Number.isInteger(q) && q < this.options.kickFds.length) signalEventfd(this.options.kickFds[q]!);
+    } else if (offset >= L.VIRTIO_PCI_MSIX_TABLE_OFFSET && offset < L.VIRTIO_PCI_MSIX_TABLE_OFFSET + this.state.msixVectorCount * PCI_MSIX_ENTRY_SIZE) {
+      if (data.length === 4) this.writeMsixEntry(offset - L.VIRTIO_PCI_MSIX_TABLE_OFFSET, value);
+    }
+  }
+
+  private readCommon(offset: number, size: number): number {
+    const s = this.state;
+    const q = s.selectedQueueExists ? s.queue(s.queueSelect) : undefined;
+    const field = (at: number, width: number): boolean => offset === at && size === width;
+    if (field(L.COMMON_DEVICE_FEATURE_SELECT, 4)) return s.deviceFeatureSelect;
+    if (field(L.COMMON_DEVICE_FEATURE, 4)) return s.deviceFeatureWindow();
+    if (field(L.COMMON_DRIVER_FEATURE_SELECT, 4)) return s.driverFeatureSelect;
+    if (field(L.COMMON_DRIVER_FEATURE, 4)) return s.driverFeatureWindow();
+    if (field(L.COMMON_CONFIG_MSIX_VECTOR, 2)) return s.configVector;
+    if (field(L.COMMON_NUM_QUEUES, 2)) return s.queueCount;
+    if (field(L.COMMON_DEVICE_STATUS, 1)) return s.status;
+    if (field(L.COMMON_CONFIG_GENERATION, 1)) return s.configGeneration & 0xff;
+    if (field(L.COMMON_QUEUE_SELECT, 2)) return s.queueSelect;
+    if (field(L.COMMON_QUEUE_SIZE, 2)) return q ? q.size : 0;
+    if (field(L.COMMON_QUEUE_MSIX_VECTOR, 2)) return q ? q.vector : VIRTIO_MSI_NO_VECTOR;
+    if (field(L.COMMON_QUEUE_ENABLE, 2)) return q?.ready ? 1 : 0;
+    if (field(L.COMMON_QUEUE_NOTIFY_OFF, 2)) return q ? s.queueSelect : 0;
+    if (field(L.COMMON_QUEUE_NOTIFY_DATA, 2)) return q ? s.queueSelect : 0;
+    for (const [at, name] of QUEUE_ADDRESS_FIELDS) {
+      if (q && size === 4 && (offset === at || offset === at + 4)) {
+        const value = q[name];
+        return offset === at ? value % 2 ** 32 : Math.floor(value / 2 ** 32);
+      }
+    }
+    return 0;
+  }
+
+  private writeCommon(offset: number, size: number, value: number): void {
+    const s = this.state;
+    const q = s.selectedQueueExists ? s.queueSelect : -1;
+    const queueWritable = q >= 0 && !s.queue(q).ready;
+    const field = (at: number, width: number): boolean => offset === at && size === width;
+    if (field(L.COMMON_DEVICE_FEATURE_SELECT, 4)) s.deviceFeatureSelect = value;
+    else if (field(L.COMMON_DRIVER_FEATURE_SELECT, 4)) s.driverFeatureSelect = value;
+    else if (field(L.COMMON_DRIVER_FEATURE, 4)) {
+      if (!(s.status & VIRTIO_CONFIG_S_FEATURES_OK)) s.setDriverFeatureWindow(value);
+    } else if (field(L.COMMON_CONFIG_MSIX_VECTOR, 2)) s.configVector = this.acceptVector(value);
+    else if (field(L.COMMON_DEVICE_STATUS, 1)) writeStatus(s, value, this.transition);
+    else if (field(L.COMMON_QUEUE_SELECT, 2)) s.queueSelect = value;
+    else if (field(L.COMMON_QUEUE_SIZE, 2)) {
+      if (queueWritable && value >= 1 && value <= Math.min(s.queue(q).maxSize, VIRTQ_MAX_SIZE)) s.setQueueSize(q, value);
+    } else if (field(L.COMMON_QUEUE_MSIX_VECTOR, 2)) {
+      if (q >= 0) s.setQueueVector(q, this.acceptVector(value));
+    } else if (field(L.COMMON_QUEUE_ENABLE, 2)) {
+      // Only 1 may be written (§4.1.4.3.2); a queue is disabled by a device reset.
+      if (q >= 0 && value === 1 && !(s.status & VIRTIO_CONFIG_S_DRIVER_OK)) s.setQueueReady(q, true);
+    } else {
+      for (const [at, name] of QUEUE_ADDRESS_FIELDS) {
+        if (queueWritable && size === 4 && (offset === at || offset === at + 4)) {
+          s.setQueueAddressPart(q, name, offset === at + 4, value);
+        }
+      }
+    }
+  }
+
+  /** A vector the device cannot use reads back as NO_VECTOR, which tells the driver so. */
+  private acceptVector(value: number): number {
+    return value < this.state.msixVectorCount ? value : VIRTIO_MSI_NO_VECTOR;
+  }
+
+  private writeMsixEntry(at: number, value: number): void {
+    const vector = at >> 4;
+    const word = (at & 0xf) >> 2;
+    const wasMasked = this.state.msixMasked(vector);
+    this.state.setMsixEntryWord(vector, word, value);
+    if (word * 4 !== PCI_MSIX_ENTRY_VECTOR_CTRL) {
+      this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
+    } else if (wasMasked && !(value & MSIX_VECTOR_CTRL_MASKBIT)) {
+      this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
+      this.interrupt.deliverPending(vector);
+    }
+  }
+
+  readConfig(offset: number, data: Uint8Array): boolean {
+    const dataAt = this.options.pciCfgCap + L.VIRTIO_PCI_CFG_CAP_DATA;
+    if (offset >= dataAt && offset + data.length <= dataAt + 4) {
+      const window = this.pciCfgWindow();
+      if (window) {
+        const bytes = new Uint8Array(window.length);
+        this.barRead(0, window.offset, bytes);
+        data.set(bytes.subarray(offset - dataAt, offset - dataAt + data.length));
+      } else data.fill(0);
+      return true;
+    }
+    return false;
+  }
+
+  configWritten(offset: number, length: number): void {
+    const control = this.options.msixCap + PCI_MSIX_FLAGS;
+    if (offset <= control + 1 && offset + length > control) {
+      const flags = this.config.u16(control);
+      const wasMasked = this.state.msixFunctionMask;
+      this.state.msixEnabled = (flags & PCI_MSIX_FLAGS_ENABLE) !== 0;
+      this.state.msixFunctionMask = (flags & PCI_MSIX_FLAGS_MASKALL) !== 0;
+      if (wasMasked && !this.state.msixFunctionMask) {
+        for (let v = 0; v < this.state.msixVectorCount; v++) this.interrupt.deliverPending(v);
+      }
+    }
+    const dataAt = this.options.pciCfgCap + L.VIRTIO_PCI_CFG_CAP_DATA;
+    if (offset >= dataAt && offset < dataAt + 4) {
+      const window = this.pciCfgWindow();
+      if (window) this.barWrite(0, window.offset, this.config.bytes.slice(dataAt, dataAt + window.length));
+    }
+    if (offset < PCI_BASE_ADDRESS_0 + 4 && offset + length > PCI_BASE_ADDRESS_0) this.moveNotifyEventfds();
+  }
+
+  /** The BAR access the PCI configuration access capability currently describes. */
+  private pciCfgWindow(): { offset: number; length: number } | undefined {
+    const cap = this.options.pciCfgCap;
+    const length = this.config.u32(cap + L.VIRTIO_PCI_CAP_LENGTH_FIELD);
+    if (this.config.u8(cap + L.VIRTIO_PCI_CAP_BAR) !== L.VIRTIO_PCI_BAR || ![1, 2, 4].includes(length)) return undefined;
+    return { offset: this.config.u32(cap + L.VIRTIO_PCI_CAP_OFFSET), length };
+  }
+
+  /** After the guest moved BAR 0, the notify ioeventfds follow it (one thread does the move). */
+  private moveNotifyEventfds(): void {
+    const cell = new Int32Array(this.options.notifyRegistration);
+    const current = Atomics.load(cell, 0) >>> 0;
+    const next = this.config.u32(PCI_BASE_ADDRESS_0) & ~0xf;
+    if (next === current || next === 0 || (next | 0) === ~(L.VIRTIO_PCI_BAR_SIZE - 1)) return; // unchanged, or a sizing probe
+    if (Atomics.compareExchange(cell, 0, current | 0, next | 0) !== (current | 0)) return;
+    this.options.kickFds.forEach((eventFd, q) => {
+      const at = (base: number): number => base + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
+      setIoeventfd(this.context.vmFd, { address: at(current), length: 2, eventFd }, false);
+      setIoeventfd(this.context.vmFd, { address: at(next), length: 2, eventFd });
+    });
+    this.context.log('BAR 0 moved to 0x%s: notify ioeventfds follow', next.toString(16));
+  }
+}
+
+export const createVirtioPciFunction: PciFunctionFactory = (descriptor: PciFunctionDescriptor, config, context) =>
+  new VirtioPciFunction(config, descriptor.options as VirtioPciOptions, context);

@@ -1,0 +1,81 @@
+/**
+ * Puts a virtio device on the MMIO bus: shared transport state, one
+ * ioeventfd per queue on QueueNotify (datamatch = queue index), an irqfd on
+ * the device's interrupt line, its data-plane thread, and the kernel
+ * command-line word that announces it.
+ */
+import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from '../vmm/libc.js';
+import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
+import type { Machine } from '../vmm/machine.js';
+import { DataPlaneThread } from '../virtio/data-plane.js';
+import type { VirtioDevice, VirtioDeviceModule } from '../virtio/virtio-device.js';
+import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
+import { VirtioTransportState } from './virtio-transport-state.js';
+import { transportFeatures } from './transport-features.js';
+
+export interface MmioSlot {
+  readonly base: number;
+  readonly irq: number;
+}
+
+export interface AttachedVirtioDevice {
+  readonly state: VirtioTransportState;
+  readonly dataPlane: DataPlaneThread;
+  /** Kernel parameter announcing the device (MMIO only). */
+  readonly cmdline?: string;
+}
+
+export function attachVirtioMmio(
+  machine: Machine,
+  name: string,
+  device: VirtioDevice,
+  module: VirtioDeviceModule,
+  slot: MmioSlot,
+): AttachedVirtioDevice {
+  const state = VirtioTransportState.create({
+    deviceFeatures: transportFeatures(device.features),
+    queueMaxSizes: device.queueMaxSizes,
+    configSpace: device.configSpace,
+    msixVectors: 0,
+  });
+  const vmFd = machine.vm.fd;
+  const controlFd = eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
+  const kickFds = device.queueMaxSizes.map(() => eventfd(EFD_CLOEXEC | EFD_NONBLOCK));
+  kickFds.forEach((fd, q) =>
+    setIoeventfd(vmFd, { address: slot.base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, eventFd: fd, datamatch: q }),
+  );
+  const lineFd = eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
+  assignIrqfd(vmFd, lineFd, slot.irq);
+
+  const options: VirtioMmioOptions = {
+    deviceType: device.deviceType,
+    controlFd,
+    kickFds,
+    writableConfig: device.writableConfig,
+  };
+  machine.addDevice({
+    name: `virtio-mmio ${name}`,
+    bus: 'mmio',
+    base: slot.base,
+    length: VIRTIO_MMIO_SIZE,
+    module: new URL('./virtio-mmio.js', import.meta.url).href,
+    factory: 'createVirtioMmio',
+    shared: state.shared,
+    options,
+  });
+  const dataPlane = new DataPlaneThread({
+    name,
+    device: module,
+    state: state.shared,
+    regions: machine.regions,
+    controlFd,
+    kickFds,
+    interrupt: { lineFd, vectorFds: [] },
+  });
+  machine.onClose(() => dataPlane.stop());
+  return {
+    state,
+    dataPlane,
+    cmdline: `virtio_mmio.device=${VIRTIO_MMIO_SIZE / 1024}K@0x${slot.base.toString(16)}:${slot.irq}`,
+  };
+}

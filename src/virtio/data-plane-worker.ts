@@ -1,0 +1,166 @@
+/**
+ * A virtio device's data-plane thread. It sleeps in epoll_wait on the
+ * device's control eventfd, its queues' ioeventfds, the line's resample fd
+ * and any fd the device watches; guest kicks reach it without any userspace
+ * exit, and it answers through irqfds. Activation and reset arrive through
+ * the shared transport state and the control eventfd, so this thread never
+ * needs the main thread's event loop.
+ */
+import createDebug from 'debug';
+import { workerData } from 'node:worker_threads';
+import { memoryFromRegions } from '../vmm/guest-ram.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../vmm/libc.js';
+import { TransportInterrupt } from '../transport/virtio-interrupt.js';
+import { VirtioTransportState } from '../transport/virtio-transport-state.js';
+import type { DataPlaneWorkerData } from './data-plane-protocol.js';
+import { QueueError, SplitQueue } from './queue.js';
+import {
+  VIRTIO_CONFIG_S_DRIVER_OK,
+  VIRTIO_CONFIG_S_FAILED,
+  VIRTIO_CONFIG_S_NEEDS_RESET,
+  VIRTIO_F_RING_EVENT_IDX,
+  VIRTIO_F_RING_INDIRECT_DESC,
+  featureBit,
+} from './virtio-constants.js';
+import type { DataPlaneHost, VirtioDevice, VirtioDeviceFactory } from './virtio-device.js';
+
+const EINTR = 4;
+const TOKEN_CONTROL = 0;
+const TOKEN_RESAMPLE = 1;
+const TOKEN_FIRST_KICK = 2;
+const TOKEN_FIRST_WATCH = 1000;
+const MAX_EVENTS = 64;
+
+async function main(): Promise<void> {
+  const data = workerData as DataPlaneWorkerData;
+  const log = createDebug(`kvm:${data.name}`);
+  const state = new VirtioTransportState(data.state);
+  const memory = memoryFromRegions(data.regions);
+  const interrupt = new TransportInterrupt(state, data.interrupt);
+  const module = (await import(data.device.module)) as Record<string, VirtioDeviceFactory>;
+  const device: VirtioDevice = module[data.device.factory]!(data.device.options);
+
+  const epfd = epollCreate();
+  epollAdd(epfd, data.controlFd, EPOLLIN, TOKEN_CONTROL);
+  if (data.interrupt.resampleFd !== undefined) epollAdd(epfd, data.interrupt.resampleFd, EPOLLIN, TOKEN_RESAMPLE);
+  data.kickFds.forEach((fd, q) => epollAdd(epfd, fd, EPOLLIN, TOKEN_FIRST_KICK + q));
+
+  const watched = new Map<number, { fd: number; onReadable: () => void }>();
+  let nextWatchToken = TOKEN_FIRST_WATCH;
+  let active = false;
+
+  const deactivate = (): void => {
+    if (!active) return;
+    active = false;
+    device.reset();
+    for (const [token, w] of watched) {
+      epollRemove(epfd, w.fd);
+      watched.delete(token);
+    }
+  };
+
+  const host: DataPlaneHost = {
+    watch(fd, onReadable) {
+      const token = nextWatchToken++;
+      watched.set(token, { fd, onReadable });
+      epollAdd(epfd, fd, EPOLLIN, token);
+    },
+    unwatch(fd) {
+      for (const [token, w] of watched) {
+        if (w.fd === fd) {
+          epollRemove(epfd, fd);
+          watched.delete(token);
+        }
+      }
+    },
+    failDevice(reason) {
+      log('device needs reset: %s', reason);
+      process.stderr.write(`kvm: ${data.name}: ${reason}; device needs reset\n`);
+      deactivate();
+      state.orStatus(VIRTIO_CONFIG_S_NEEDS_RESET);
+      interrupt.signalConfigChange();
+    },
+    log,
+  };
+
+  const guarded = (what: () => void): void => {
+    try {
+      what();
+    } catch (error) {
+      if (error instanceof QueueError) host.failDevice(error.message);
+      else host.failDevice(`internal error: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+
+  const activate = (): void => {
+    const features = state.driverFeatures;
+    const options = {
+      eventIdx: (features & featureBit(VIRTIO_F_RING_EVENT_IDX)) !== 0n,
+      indirect: (features & featureBit(VIRTIO_F_RING_INDIRECT_DESC)) !== 0n,
+    };
+    const queues = Array.from({ length: state.queueCount }, (_, q) => {
+      const s = state.queue(q);
+      if (!s.ready) return undefined;
+      return new SplitQueue(memory, { size: s.size, descTable: s.desc, availRing: s.driver, usedRing: s.device }, options);
+    });
+    device.activate({ memory, queues, features, interrupt, host });
+    active = true;
+    log('activated with features 0x%s, %d queue(s) ready', features.toString(16), queues.filter(Boolean).length);
+    // Kicks that came before activation are still counted in their eventfds; serve them now.
+    queues.forEach((queue, q) => {
+      if (queue) {
+        drainEventfd(data.kickFds[q]!);
+        device.queueNotified(q);
+      }
+    });
+  };
+
+  const handleControl = (): boolean => {
+    drainEventfd(data.controlFd);
+    const sequence = state.controlSequence;
+    if (state.terminating) return false;
+    const status = state.status;
+    if (status === 0) deactivate();
+    else if (status & VIRTIO_CONFIG_S_DRIVER_OK && !active && !(status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED))) {
+      guarded(activate);
+    }
+    state.acknowledgeControl(sequence);
+    return true;
+  };
+
+  state.dataPlaneAttached = true;
+  // A control request made before this thread existed is served now.
+  if (state.controlSequence !== 0) handleControl();
+  const events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
+  const view = new DataView(events.buffer);
+  let running = true;
+  while (running) {
+    const count = epollWait(epfd, events, -1);
+    if (count === -EINTR) continue;
+    if (count < 0) {
+      process.stderr.write(`kvm: ${data.name}: epoll_wait failed (errno ${-count})\n`);
+      break;
+    }
+    for (let i = 0; i < count && running; i++) {
+      const token = view.getUint32(i * EPOLL_EVENT_SIZE + 4, true);
+      if (token === TOKEN_CONTROL) {
+        running = handleControl();
+      } else if (token === TOKEN_RESAMPLE) {
+        drainEventfd(data.interrupt.resampleFd!);
+        interrupt.resample();
+      } else if (token < TOKEN_FIRST_WATCH) {
+        const q = token - TOKEN_FIRST_KICK;
+        drainEventfd(data.kickFds[q]!);
+        if (active) guarded(() => device.queueNotified(q));
+      } else {
+        const w = watched.get(token);
+        if (w && active) guarded(w.onReadable);
+      }
+    }
+  }
+  state.dataPlaneAttached = false;
+  deactivate();
+  close(epfd);
+}
+
+void main();

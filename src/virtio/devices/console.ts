@@ -1,0 +1,139 @@
+/**
+ * virtio-console (virtio 1.2 §5.3), single port: queue 0 receives host input
+ * for the guest, queue 1 carries guest output to the host. Output is written
+ * straight from guest buffers; input is read straight into them, and only
+ * while the guest has posted receive buffers (the input fd is unwatched
+ * otherwise, so nothing is read that could not be delivered).
+ */
+import { writeSync } from 'node:fs';
+import type { DescriptorChain } from '../descriptor-chain.js';
+import { bytesReadable, readFd } from '../../vmm/libc.js';
+import { VIRTIO_ID_CONSOLE } from '../virtio-constants.js';
+import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
+import { drainQueue } from './drain.js';
+
+export const CONSOLE_RECEIVEQ = 0;
+export const CONSOLE_TRANSMITQ = 1;
+export const CONSOLE_QUEUE_SIZE = 256;
+/** struct virtio_console_config: cols u16, rows u16, max_nr_ports u32, emerg_wr u32. */
+export const CONSOLE_CONFIG_SIZE = 12;
+
+export interface ConsoleOptions {
+  /** Non-blocking fd the host's input arrives on (a pipe fed by the main thread). */
+  readonly inputFd: number;
+  readonly outputFd: number;
+}
+
+export class VirtioConsole implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_CONSOLE;
+  readonly queueMaxSizes = [CONSOLE_QUEUE_SIZE, CONSOLE_QUEUE_SIZE];
+  readonly features = 0n;
+  readonly configSpace = new Uint8Array(CONSOLE_CONFIG_SIZE);
+  readonly writableConfig = [];
+  private context: ActivationContext | undefined;
+  private watchingInput = false;
+  private inputEnded = false;
+  private inReadableCallback = false;
+
+  constructor(private readonly options: ConsoleOptions) {
+    new DataView(this.configSpace.buffer).setUint32(4, 1, true); // max_nr_ports (meaningful with MULTIPORT only)
+  }
+
+  activate(context: ActivationContext): void {
+    this.context = context;
+    this.watchInput();
+  }
+
+  private watchInput(): void {
+    if (this.watchingInput || this.inputEnded || !this.context?.queues[CONSOLE_RECEIVEQ]) return;
+    this.watchingInput = true;
+    this.context.host.watch(this.options.inputFd, () => {
+      this.inReadableCallback = true;
+      try {
+        this.receive();
+      } finally {
+        this.inReadableCallback = false;
+      }
+    });
+  }
+
+  private unwatchInput(ended = false): void {
+    if (ended) this.inputEnded = true;
+    if (!this.watchingInput) return;
+    this.watchingInput = false;
+    this.context?.host.unwatch(this.options.inputFd);
+  }
+
+  queueNotified(queueIndex: number): void {
+    if (queueIndex === CONSOLE_TRANSMITQ) this.transmit();
+    // New receive buffers: start reading input again.
+    else if (queueIndex === CONSOLE_RECEIVEQ) {
+      this.watchInput();
+      this.receive();
+    }
+  }
+
+  private transmit(): void {
+    const context = this.context;
+    const queue = context?.queues[CONSOLE_TRANSMITQ];
+    if (!context || !queue) return;
+    drainQueue(queue, context.interrupt, CONSOLE_TRANSMITQ, (chain) => {
+      for (const view of chain.readableViews(context.memory)) {
+        try {
+          writeSync(this.options.outputFd, view);
+        } catch {
+          // A closed console must not stop the guest.
+        }
+      }
+      return 0;
+    });
+  }
+
+  /** Moves waiting input into posted receive buffers. */
+  private receive(): void {
+    const context = this.context;
+    const queue = context?.queues[CONSOLE_RECEIVEQ];
+    if (!context || !queue) return;
+    let delivered = 0;
+    for (;;) {
+      const waiting = bytesReadable(this.options.inputFd);
+      if (waiting <= 0) {
+        // Readable with nothing to read is end of input (or an error): stop watching for good.
+        if (waiting < 0 || this.readableWithoutData()) this.unwatchInput(true);
+        break;
+      }
+      const chain = queue.pop();
+      if (!chain) {
+        // No receive buffer: leave the input where it is until the driver posts more.
+        if (queue.enableNotifications()) continue;
+        this.unwatchInput();
+        break;
+      }
+      queue.addUsed(chain.head, chain.error ? 0 : this.readInto(chain, context));
+      delivered++;
+    }
+    if (delivered > 0 && queue.needsNotification()) context.interrupt.signalUsed(CONSOLE_RECEIVEQ);
+  }
+
+  private readableWithoutData(): boolean {
+    return this.inReadableCallback;
+  }
+
+  private readInto(chain: DescriptorChain, context: ActivationContext): number {
+    let total = 0;
+    for (const view of chain.writableViews(context.memory)) {
+      const n = readFd(this.options.inputFd, view);
+      if (n <= 0) break;
+      total += n;
+      if (n < view.length) break;
+    }
+    return total;
+  }
+
+  reset(): void {
+    this.unwatchInput();
+    this.context = undefined;
+  }
+}
+
+export const createVirtioConsole: VirtioDeviceFactory = (options) => new VirtioConsole(options as ConsoleOptions);
