@@ -87,7 +87,8 @@ async function main(): Promise<void> {
     try {
       what();
     } catch (error) {
-      if (error instanceof QueueError) host.failDevice(error.message);
+      if (error instanceof QueueError && !error.fatal) log('malformed request ignored: %s', error.message);
+      else if (error instanceof QueueError) host.failDevice(error.message);
       else host.failDevice(`internal error: ${error instanceof Error ? error.message : String(error)}`);
     }
   };

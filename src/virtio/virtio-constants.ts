@@ -25,6 +25,10 @@ export const VIRTQ_DESC_SIZE = 16;
 export const VIRTQ_USED_ELEM_SIZE = 8;
 /** Largest queue size a split virtqueue may have. */
 export const VIRTQ_MAX_SIZE = 32768;
+// Minimum alignment of each split virtqueue part (2.7, "Virtqueue Part Alignment").
+export const VIRTQ_DESC_ALIGN = 16;
+export const VIRTQ_AVAIL_ALIGN = 2;
+export const VIRTQ_USED_ALIGN = 4;
 
 // Device IDs (5).
 export const VIRTIO_ID_NET = 1;

@@ -7,6 +7,7 @@ import { VirtioTransportState } from '../../src/transport/virtio-transport-state
 import { transportFeatures } from '../../src/transport/transport-features.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/vmm/libc.js';
 import * as V from '../../src/virtio/virtio-constants.js';
+import { dataValue } from '../../src/vmm/bus.js';
 
 function setup(configSpace = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)) {
   const state = VirtioTransportState.create({
@@ -21,7 +22,7 @@ function setup(configSpace = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)) {
   const read = (offset: number, size = 4): number => {
     const data = new Uint8Array(size);
     regs.read(offset, data);
-    return new DataView(data.buffer).getUint32(0, true) >>> 0 & (size === 4 ? 0xffffffff : (1 << (8 * size)) - 1);
+    return dataValue(data);
   };
   const write = (offset: number, value: number, size = 4): void => {
     const data = new Uint8Array(size);

@@ -5,8 +5,18 @@
  * and interrupt the driver once per batch if it wants one.
  */
 import type { DescriptorChain } from '../descriptor-chain.js';
-import type { SplitQueue } from '../queue.js';
+import { QueueError, type SplitQueue } from '../queue.js';
 import type { VirtioInterrupt } from '../virtio-device.js';
+
+/** A malformed request (e.g. a chain too short for its header) completes with nothing written; the queue goes on. */
+function serveGuarded(chain: DescriptorChain, serve: (chain: DescriptorChain) => number): number {
+  try {
+    return serve(chain);
+  } catch (error) {
+    if (error instanceof QueueError && !error.fatal) return 0;
+    throw error;
+  }
+}
 
 /** serve returns the number of bytes written to the chain's writable buffers. */
 export function drainQueue(
@@ -19,7 +29,7 @@ export function drainQueue(
   do {
     queue.disableNotifications();
     for (let chain = queue.pop(); chain; chain = queue.pop()) {
-      queue.addUsed(chain.head, chain.error ? 0 : serve(chain));
+      queue.addUsed(chain.head, chain.error ? 0 : serveGuarded(chain, serve));
       served++;
     }
   } while (queue.enableNotifications());

@@ -1,0 +1,209 @@
+/**
+ * The device side of a split virtqueue (virtio 1.2 §2.7). Everything read
+ * from guest memory may be hostile: the layout is validated once, the avail
+ * index is checked against the ring size, every head, `next` and buffer is
+ * range-checked, and every walk is bounded. A broken ring (fatal QueueError)
+ * sends the device to DEVICE_NEEDS_RESET; a broken chain is handed to the
+ * device marked with its error so it can be completed and skipped.
+ */
+import type { GuestMemory } from '../vmm/guest-memory.js';
+import type { DescriptorChain } from './descriptor-chain.js';
+import { memoryFence } from './memory-fence.js';
+import { walkChain, type ChainSource } from './queue-chain-walker.js';
+import { QueueError } from './queue-error.js';
+import { vringNeedEvent } from './queue-event-idx.js';
+import {
+  AVAIL_ENTRY_SIZE,
+  AVAIL_FLAGS,
+  AVAIL_IDX,
+  AVAIL_RING,
+  INDEX_MASK,
+  USED_ELEM_ID,
+  USED_ELEM_LEN,
+  USED_FLAGS,
+  USED_IDX,
+  USED_RING,
+  availEventOffset,
+  availRingBytes,
+  descTableBytes,
+  usedEventOffset,
+  usedRingBytes,
+  validateQueueLayout,
+  type QueueLayout,
+  type QueueOptions,
+} from './queue-layout.js';
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_F_NO_NOTIFY } from './virtio-constants.js';
+
+export { QueueError, type QueueErrorKind } from './queue-error.js';
+export type { QueueLayout, QueueOptions } from './queue-layout.js';
+
+/** The device's own position in the rings, e.g. to carry a running queue across a snapshot. */
+export interface QueueIndexes {
+  /** Free-running index of the next avail ring entry to pop. */
+  readonly nextAvail: number;
+  /** Free-running index of the next used ring entry to fill (what used.idx holds). */
+  readonly nextUsed: number;
+}
+
+const MAX_USED_LENGTH = 0xffff_ffff;
+
+export class SplitQueue {
+  readonly layout: QueueLayout;
+  readonly options: QueueOptions;
+  private readonly chainSource: ChainSource;
+  private readonly availRing: DataView;
+  private readonly usedRing: DataView;
+  private nextAvail = 0;
+  private nextUsed = 0;
+  /** used.idx at the previous needsNotification call, and how many entries were added since. */
+  private usedAtLastCheck = 0;
+  private addedSinceCheck = 0;
+
+  constructor(memory: GuestMemory, layout: QueueLayout, options: QueueOptions) {
+    validateQueueLayout(memory, layout, options);
+    this.layout = { ...layout };
+    this.options = { ...options };
+    const { size } = layout;
+    const { eventIdx } = options;
+    // The rings were checked to be RAM once; the views keep the hot path free of region lookups.
+    this.availRing = dataView(memory.slice(layout.availRing, availRingBytes(size, eventIdx)));
+    this.usedRing = dataView(memory.slice(layout.usedRing, usedRingBytes(size, eventIdx)));
+    this.chainSource = {
+      memory,
+      descTable: dataView(memory.slice(layout.descTable, descTableBytes(size))),
+      queueSize: size,
+      indirect: options.indirect,
+    };
+  }
+
+  get size(): number {
+    return this.layout.size;
+  }
+
+  /** Chains the driver made available that were not popped yet; throws a fatal 'avail-overrun' on a bogus avail.idx. */
+  get pendingCount(): number {
+    const availIndex = this.availRing.getUint16(AVAIL_IDX, true);
+    const pending = (availIndex - this.nextAvail) & INDEX_MASK;
+    if (pending > this.size) {
+      throw new QueueError(
+        'avail-overrun',
+        `avail.idx ${availIndex} is ${pending} entries ahead of ${this.nextAvail} in a queue of ${this.size}`,
+      );
+    }
+    return pending;
+  }
+
+  get nextAvailIndex(): number {
+    return this.nextAvail;
+  }
+
+  get nextUsedIndex(): number {
+    return this.nextUsed;
+  }
+
+  get indexes(): QueueIndexes {
+    return { nextAvail: this.nextAvail, nextUsed: this.nextUsed };
+  }
+
+  /** Resumes at saved indexes (16-bit each); notification tracking restarts from nextUsed. */
+  restoreIndexes({ nextAvail, nextUsed }: QueueIndexes): void {
+    for (const [name, value] of [['nextAvail', nextAvail], ['nextUsed', nextUsed]] as const) {
+      if (!Number.isInteger(value) || value < 0 || value > INDEX_MASK) {
+        throw new QueueError('bad-state', `${name} ${value} is not a 16-bit index`);
+      }
+    }
+    this.nextAvail = nextAvail;
+    this.nextUsed = nextUsed;
+    this.usedAtLastCheck = nextUsed;
+    this.addedSinceCheck = 0;
+  }
+
+  /**
+   * The next available chain, or undefined when the driver has posted nothing new.
+   * Throws a fatal QueueError on an avail.idx overrun or a head ≥ size; a malformed chain
+   * with a valid head comes back with `error` set and no segments.
+   */
+  pop(): DescriptorChain | undefined {
+    if (this.pendingCount === 0) return undefined;
+    // The ring entry is read after avail.idx: x86 never reorders a load before an earlier load,
+    // so this is the spec's read barrier at no cost.
+    const slot = this.nextAvail & (this.size - 1);
+    const head = this.availRing.getUint16(AVAIL_RING + slot * AVAIL_ENTRY_SIZE, true);
+    if (head >= this.size) {
+      const entry = this.nextAvail;
+      throw new QueueError('bad-head', `avail ring entry ${entry} names head ${head} in a queue of ${this.size}`);
+    }
+    this.nextAvail = (this.nextAvail + 1) & INDEX_MASK;
+    return walkChain(this.chainSource, head);
+  }
+
+  /** Returns a chain to the driver with the number of bytes written into its writable buffers. */
+  addUsed(head: number, writtenLength: number): void {
+    if (!Number.isInteger(head) || head < 0 || head >= this.size) {
+      throw new QueueError('bad-used', `used head ${head} is not a descriptor of a queue of ${this.size}`);
+    }
+    if (!Number.isInteger(writtenLength) || writtenLength < 0 || writtenLength > MAX_USED_LENGTH) {
+      throw new QueueError('bad-used', `used length ${writtenLength} is not a 32-bit length`);
+    }
+    const element = USED_RING + (this.nextUsed & (this.size - 1)) * VIRTQ_USED_ELEM_SIZE;
+    this.usedRing.setUint32(element + USED_ELEM_ID, head, true);
+    this.usedRing.setUint32(element + USED_ELEM_LEN, writtenLength, true);
+    // Publishing the index after the element needs only store order, which x86 (TSO) keeps and
+    // V8 does not change for typed-array stores: the spec's write barrier costs nothing here.
+    this.nextUsed = (this.nextUsed + 1) & INDEX_MASK;
+    this.usedRing.setUint16(USED_IDX, this.nextUsed, true);
+    this.addedSinceCheck++;
+  }
+
+  /**
+   * Whether the driver wants a used-buffer notification for the entries added since the
+   * previous call: VIRTQ_AVAIL_F_NO_INTERRUPT, or with EVENT_IDX whether used.idx passed
+   * used_event in that window (2.7.7.2). False when nothing was added.
+   */
+  needsNotification(): boolean {
+    // used.idx must be visible before the driver's suppression fields are read, or the driver
+    // could re-enable interrupts unseen and wait forever (store→load: needs a full fence).
+    memoryFence();
+    const oldUsed = this.usedAtLastCheck;
+    const added = this.addedSinceCheck;
+    this.usedAtLastCheck = this.nextUsed;
+    this.addedSinceCheck = 0;
+    if (added === 0) return false;
+    if (!this.options.eventIdx) {
+      return (this.availRing.getUint16(AVAIL_FLAGS, true) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+    }
+    // A window of 2^16 entries or more covers every used_event: 16-bit arithmetic cannot tell.
+    if (added > INDEX_MASK) return true;
+    const usedEvent = this.availRing.getUint16(usedEventOffset(this.size), true);
+    return vringNeedEvent(usedEvent, this.nextUsed, oldUsed);
+  }
+
+  /**
+   * Asks the driver not to kick: VIRTQ_USED_F_NO_NOTIFY, or with EVENT_IDX nothing at all
+   * (avail_event stays behind, so the driver's index does not pass it again).
+   */
+  disableNotifications(): void {
+    if (!this.options.eventIdx) this.usedRing.setUint16(USED_FLAGS, VIRTQ_USED_F_NO_NOTIFY, true);
+  }
+
+  /**
+   * Asks the driver to kick for the next buffer (clears VIRTQ_USED_F_NO_NOTIFY, or with
+   * EVENT_IDX sets avail_event to the next avail index), then re-checks: true when buffers
+   * are pending, which the caller must drain because no kick will announce them.
+   */
+  enableNotifications(): boolean {
+    if (this.options.eventIdx) {
+      this.usedRing.setUint16(availEventOffset(this.size), this.nextAvail, true);
+    } else {
+      this.usedRing.setUint16(USED_FLAGS, 0, true);
+    }
+    // The driver publishes avail.idx, then reads our flags/avail_event; we publish those, then
+    // read avail.idx. Without a full fence both sides could miss each other's store.
+    memoryFence();
+    return this.pendingCount > 0;
+  }
+}
+
+function dataView(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

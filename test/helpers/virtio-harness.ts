@@ -1,0 +1,221 @@
+/**
+ * A host-side virtio driver: it plays the guest's driver against the real
+ * transport registers and the real data-plane thread, with no KVM. Guest RAM
+ * is anonymous mmap'd memory the data-plane thread maps too; kicks are
+ * written to the queue eventfds (what KVM's ioeventfd would do) and
+ * interrupts are read from the line's eventfd (what KVM's irqfd would inject).
+ * Used by the device tests and by bench/.
+ */
+import createDebug from 'debug';
+import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
+import type { GuestMemory, RegionDescriptor } from '../../src/vmm/guest-memory.js';
+import {
+  EFD_CLOEXEC,
+  EFD_NONBLOCK,
+  EPOLLIN,
+  EPOLL_EVENT_SIZE,
+  MAP_ANONYMOUS,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+  close,
+  drainEventfd,
+  epollAdd,
+  epollCreate,
+  epollWait,
+  eventfd,
+  mmap,
+  munmap,
+  signalEventfd,
+} from '../../src/vmm/libc.js';
+import { DataPlaneThread } from '../../src/virtio/data-plane.js';
+import type { VirtioDevice, VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
+import * as V from '../../src/virtio/virtio-constants.js';
+import * as M from '../../src/transport/virtio-mmio.js';
+import { VirtioTransportState } from '../../src/transport/virtio-transport-state.js';
+import { transportFeatures } from '../../src/transport/transport-features.js';
+import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
+
+export interface HarnessDevice {
+  readonly name: string;
+  readonly device: VirtioDevice;
+  readonly module: VirtioDeviceModule;
+}
+
+/** Rings live in the first MiB; buffers are handed out above it. */
+const RING_AREA = 0x1000;
+const RING_STRIDE = 0x40000;
+const BUFFER_AREA = 0x100000;
+
+export class VirtioMmioHarness {
+  readonly memory: GuestMemory;
+  readonly state: VirtioTransportState;
+  private readonly registers: M.VirtioMmioRegisters;
+  private readonly dataPlane: DataPlaneThread;
+  private readonly kickFds: number[];
+  private readonly lineFd: number;
+  private readonly controlFd: number;
+  private readonly epfd: number;
+  private readonly region: RegionDescriptor;
+  private nextBuffer = BUFFER_AREA;
+  readonly queues: MockSplitQueueDriver[] = [];
+
+  constructor(subject: HarnessDevice, memoryBytes = 64 * 2 ** 20) {
+    const hostAddress = mmap(memoryBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    this.region = { guestBase: 0, size: memoryBytes, hostAddress };
+    this.memory = memoryFromRegions([this.region]);
+    const { device } = subject;
+    this.state = VirtioTransportState.create({
+      deviceFeatures: transportFeatures(device.features),
+      queueMaxSizes: device.queueMaxSizes,
+      configSpace: device.configSpace,
+      msixVectors: 0,
+    });
+    const fd = (): number => eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
+    this.controlFd = fd();
+    this.kickFds = device.queueMaxSizes.map(fd);
+    this.lineFd = fd();
+    this.registers = new M.VirtioMmioRegisters(
+      this.state,
+      { deviceType: device.deviceType, controlFd: this.controlFd, kickFds: this.kickFds, writableConfig: device.writableConfig },
+      { controlFd: this.controlFd, log: createDebug(`kvm:harness:${subject.name}`) },
+    );
+    this.dataPlane = new DataPlaneThread({
+      name: subject.name,
+      device: subject.module,
+      state: this.state.shared,
+      regions: [this.region],
+      controlFd: this.controlFd,
+      kickFds: this.kickFds,
+      interrupt: { lineFd: this.lineFd, vectorFds: [] },
+    });
+    this.epfd = epollCreate();
+    epollAdd(this.epfd, this.lineFd, EPOLLIN, 0);
+  }
+
+  /** Resolves once the data-plane thread is up (a reset would otherwise not wait for it). */
+  async ready(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.state.dataPlaneAttached) {
+      if (Date.now() > deadline) throw new Error('data-plane thread did not start');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  read32(offset: number): number {
+    const data = new Uint8Array(4);
+    this.registers.read(offset, data);
+    return new DataView(data.buffer).getUint32(0, true);
+  }
+
+  write32(offset: number, value: number): void {
+    const data = new Uint8Array(4);
+    new DataView(data.buffer).setUint32(0, value >>> 0, true);
+    this.registers.write(offset, data);
+  }
+
+  get status(): number {
+    return this.read32(M.VIRTIO_MMIO_STATUS);
+  }
+
+  /** virtio 1.2 §3.1.1 up to FEATURES_OK; returns the features the device offered. */
+  negotiate(wanted: bigint): bigint {
+    this.write32(M.VIRTIO_MMIO_STATUS, 0);
+    this.write32(M.VIRTIO_MMIO_STATUS, V.VIRTIO_CONFIG_S_ACKNOWLEDGE);
+    this.write32(M.VIRTIO_MMIO_STATUS, V.VIRTIO_CONFIG_S_ACKNOWLEDGE | V.VIRTIO_CONFIG_S_DRIVER);
+    let offered = 0n;
+    for (const sel of [0, 1]) {
+      this.write32(M.VIRTIO_MMIO_DEVICE_FEATURES_SEL, sel);
+      offered |= BigInt(this.read32(M.VIRTIO_MMIO_DEVICE_FEATURES)) << BigInt(32 * sel);
+    }
+    const accepted = offered & wanted;
+    for (const sel of [0, 1]) {
+      this.write32(M.VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
+      this.write32(M.VIRTIO_MMIO_DRIVER_FEATURES, Number((accepted >> BigInt(32 * sel)) & 0xffffffffn));
+    }
+    const status = V.VIRTIO_CONFIG_S_ACKNOWLEDGE | V.VIRTIO_CONFIG_S_DRIVER | V.VIRTIO_CONFIG_S_FEATURES_OK;
+    this.write32(M.VIRTIO_MMIO_STATUS, status);
+    if (!(this.status & V.VIRTIO_CONFIG_S_FEATURES_OK)) throw new Error('device refused FEATURES_OK');
+    this.queues.length = 0;
+    return offered;
+  }
+
+  /** Lays out queue `index` with `size` entries and enables it. */
+  setupQueue(index: number, size: number): MockSplitQueueDriver {
+    const driver = MockSplitQueueDriver.create(this.memory, RING_AREA + index * RING_STRIDE, size, {
+      scratchBase: RING_AREA + index * RING_STRIDE + RING_STRIDE / 2,
+    });
+    this.write32(M.VIRTIO_MMIO_QUEUE_SEL, index);
+    this.write32(M.VIRTIO_MMIO_QUEUE_NUM, size);
+    const { descTable, availRing, usedRing } = driver.layout;
+    this.write32(M.VIRTIO_MMIO_QUEUE_DESC_LOW, descTable);
+    this.write32(M.VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
+    this.write32(M.VIRTIO_MMIO_QUEUE_AVAIL_LOW, availRing);
+    this.write32(M.VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
+    this.write32(M.VIRTIO_MMIO_QUEUE_USED_LOW, usedRing);
+    this.write32(M.VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
+    this.write32(M.VIRTIO_MMIO_QUEUE_READY, 1);
+    this.queues[index] = driver;
+    return driver;
+  }
+
+  driverOk(): void {
+    this.write32(M.VIRTIO_MMIO_STATUS, this.status | V.VIRTIO_CONFIG_S_DRIVER_OK);
+  }
+
+  /** Device reset through the status register (waits for the data plane like a real driver would). */
+  reset(): void {
+    this.write32(M.VIRTIO_MMIO_STATUS, 0);
+  }
+
+  /** `bytes` of guest RAM for buffers, 64-byte aligned (never reused). */
+  allocate(bytes: number): number {
+    const address = Math.ceil(this.nextBuffer / 64) * 64;
+    if (!this.memory.contains(address, Math.max(bytes, 1))) throw new RangeError('harness guest memory exhausted');
+    this.nextBuffer = address + bytes;
+    return address;
+  }
+
+  kick(queue: number): void {
+    signalEventfd(this.kickFds[queue]!);
+  }
+
+  /**
+   * Waits for an interrupt (blocking this thread, up to timeoutMs), then reads
+   * and acknowledges InterruptStatus like a driver's handler. Returns the status bits, 0 on timeout.
+   */
+  waitForInterrupt(timeoutMs = 2000): number {
+    const events = new Uint8Array(EPOLL_EVENT_SIZE);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (drainEventfd(this.lineFd) > 0 || this.state.isr !== 0) break;
+      const left = deadline - Date.now();
+      if (left <= 0) return 0;
+      epollWait(this.epfd, events, left);
+    }
+    const isr = this.read32(M.VIRTIO_MMIO_INTERRUPT_STATUS);
+    this.write32(M.VIRTIO_MMIO_INTERRUPT_ACK, isr);
+    return isr;
+  }
+
+  /** Polls until the device has used `count` more chains on `queue` (or the timeout passes). */
+  async waitForUsed(queue: number, count: number, timeoutMs = 2000): Promise<Array<{ id: number; len: number }>> {
+    const driver = this.queues[queue]!;
+    const used: Array<{ id: number; len: number }> = [];
+    const deadline = Date.now() + timeoutMs;
+    while (used.length < count) {
+      used.push(...driver.takeUsed());
+      if (used.length >= count) break;
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return used;
+  }
+
+  async close(): Promise<void> {
+    await this.dataPlane.stop();
+    for (const fd of [...this.kickFds, this.lineFd, this.controlFd, this.epfd]) close(fd);
+    munmap(this.region.hostAddress, this.region.size);
+  }
+}
