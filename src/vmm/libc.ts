@@ -165,14 +165,24 @@ export function close(fd: number): void {
   cClose(fd);
 }
 
+const EINTR = 4;
+
+/** Retries a call interrupted by a signal (a profiler's SIGPROF, a kick meant for KVM_RUN). */
+function retryInterrupted(call: () => number): number {
+  for (;;) {
+    const r = call();
+    if (r >= 0 || koffi.errno() !== EINTR) return r;
+  }
+}
+
 /** ioctl with an integer argument; returns the non-negative result or throws. */
 export function ioctl(fd: number, request: number, name: string, arg: number | bigint = 0): number {
-  return check(name, ioctlValue(fd, request, arg));
+  return check(name, retryInterrupted(() => ioctlValue(fd, request, arg)));
 }
 
 /** ioctl with a buffer argument the kernel reads and/or writes in place. */
 export function ioctlBuffer(fd: number, request: number, name: string, arg: Uint8Array | null): number {
-  return check(name, ioctlPointer(fd, request, arg));
+  return check(name, retryInterrupted(() => ioctlPointer(fd, request, arg)));
 }
 
 /** Raw ioctl for hot paths: returns -errno instead of throwing. */
