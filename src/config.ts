@@ -5,6 +5,7 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import os from 'node:os';
 import { parseCpuFeatures, type CpuFeatureEdits } from './vmm/cpuid.js';
+import type { HostQuirksMode } from './vmm/host-quirks.js';
 
 export type ConfigErrorKind = 'missing-file' | 'unreadable-file' | 'not-a-file' | 'empty-file' | 'bad-value';
 
@@ -40,6 +41,8 @@ export interface VmConfig {
   readonly rng?: boolean;
   /** Transport of every virtio device (default pci). */
   readonly transport?: TransportKind;
+  /** Work-arounds for nested PVM hosts: auto (default) turns them on only where kvm_pvm is loaded. */
+  readonly hostQuirks?: HostQuirksMode;
 }
 
 export const DEFAULT_MEMORY_BYTES = 256 * 2 ** 20;
@@ -99,6 +102,9 @@ export function validateConfig(config: VmConfig): ValidatedConfig {
   }
   if (config.transport !== undefined && config.transport !== 'pci' && config.transport !== 'mmio') {
     throw new ConfigError('bad-value', `transport "${String(config.transport)}" is not pci or mmio`);
+  }
+  if (config.hostQuirks !== undefined && !['auto', 'on', 'off'].includes(config.hostQuirks)) {
+    throw new ConfigError('bad-value', `host quirks "${String(config.hostQuirks)}" is not auto, on or off`);
   }
   if (config.timeoutSeconds !== undefined && !(config.timeoutSeconds > 0)) {
     throw new ConfigError('bad-value', 'timeout must be a positive number of seconds');

@@ -20,6 +20,7 @@ import {
 import { PCI_HOLE_START } from './vmm/guest-ram.js';
 import { KvmError } from './vmm/kvm.js';
 import { HostCallError } from './vmm/libc.js';
+import { hostQuirksActive } from './vmm/host-quirks.js';
 import { Machine, type MachineTimings } from './vmm/machine.js';
 
 const log = createDebug('kvm:vm');
@@ -46,6 +47,7 @@ export class VirtualMachine {
       memoryBytes: valid.memoryBytes,
       cpus: valid.cpus,
       cpuFeatures: valid.cpuFeatureEdits,
+      hostQuirks: hostQuirksActive(valid.hostQuirks ?? 'auto'),
     });
     try {
       const highMemoryBytes = Math.max(0, valid.memoryBytes - PCI_HOLE_START);

@@ -3,6 +3,7 @@
  * Every mistake becomes a UsageError with one line that names the flag.
  */
 import { parseArgs } from 'node:util';
+import type { HostQuirksMode } from '../vmm/host-quirks.js';
 import { ConfigError, DEFAULT_MEMORY_BYTES, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../config.js';
 
 export class UsageError extends Error {
@@ -29,6 +30,7 @@ const runOptions = {
   timeout: { type: 'string' },
   'cpu-features': { type: 'string' },
   rng: { type: 'boolean' },
+  'host-quirks': { type: 'string' },
   transport: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -75,6 +77,10 @@ export function parseCommand(argv: readonly string[]): Command {
   }
   const transport = values.transport ?? 'pci';
   if (transport !== 'pci' && transport !== 'mmio') throw new UsageError(`--transport "${transport}" is not pci or mmio`);
+  const hostQuirks = values['host-quirks'] ?? 'auto';
+  if (hostQuirks !== 'auto' && hostQuirks !== 'on' && hostQuirks !== 'off') {
+    throw new UsageError(`--host-quirks "${hostQuirks}" is not auto, on or off`);
+  }
   let timeoutSeconds: number | undefined;
   if (values.timeout !== undefined) {
     timeoutSeconds = Number(values.timeout);
@@ -96,6 +102,7 @@ export function parseCommand(argv: readonly string[]): Command {
       ...(values['cpu-features'] !== undefined ? { cpuFeatures: values['cpu-features'] } : {}),
       ...(values.rng ? { rng: true } : {}),
       transport: transport as TransportKind,
+      hostQuirks: hostQuirks as HostQuirksMode,
     },
   };
 }
@@ -127,6 +134,8 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
       --timeout SECONDS    end the run with status 124 after this long
       --cpu-features LIST  hide or require CPUID features, e.g. -cx16,-xsave,+x2apic
                            (names as in /proc/cpuinfo)
+      --host-quirks MODE   auto (default), on or off: finish int3/fwait and hide
+                           hypercall features on nested PVM hosts (kvm_pvm loaded)
   -h, --help               this help
 
 Console: the guest's serial port is stdin/stdout; on a terminal, Ctrl-A x quits

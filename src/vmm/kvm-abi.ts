@@ -234,5 +234,6 @@ export const VCPU_EVENTS = {
   exception_has_error_code: 2,
   exception_pending: 3,
   exception_error_code: 4,
-  flags: 56,
+  flags: 20,
+  exception_has_payload: 55,
 } as const;

@@ -11,6 +11,7 @@ import type { DeviceSpec } from './device.js';
 import { EXIT_HOST_ERROR, EXIT_POWER_OFF, type VmExit } from './exit-status.js';
 import type { GuestMemory, RegionDescriptor } from './guest-memory.js';
 import { allocateGuestRam } from './guest-ram.js';
+import { HOST_QUIRK_CPU_EDITS } from './host-quirks.js';
 import { RUN } from './kvm-abi.js';
 import { Kvm, KvmError, type VmFd } from './kvm.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, mmap, tgkill, view } from './libc.js';
@@ -25,6 +26,8 @@ export interface MachineOptions {
   readonly memoryBytes: number;
   readonly cpus: number;
   readonly cpuFeatures?: CpuFeatureEdits;
+  /** Host-quirk layer for nested PVM hosts (decided by the caller from --host-quirks). */
+  readonly hostQuirks?: boolean;
 }
 
 interface VcpuHandle {
@@ -72,6 +75,7 @@ export class Machine {
     this.regions = ram.regions;
     this.exited = new Promise((resolve) => (this.exitResolve = resolve));
     this.cpuidBase = new CpuidTable(kvm.supportedCpuid());
+    if (options.hostQuirks) this.cpuidBase.applyFeatureEdits(HOST_QUIRK_CPU_EDITS);
     if (options.cpuFeatures) this.cpuidBase.applyFeatureEdits(options.cpuFeatures);
     const runSize = kvm.vcpuMmapSize;
     this.vcpus = Array.from({ length: options.cpus }, (_, index) => {
@@ -162,6 +166,7 @@ export class Machine {
         devices: this.devices,
         cpuid: this.cpuidFor(vcpu.index).toKvmCpuid2(),
         ...(vcpu.index === 0 ? { entry } : {}),
+        hostQuirks: this.options.hostQuirks ?? false,
       };
       vcpu.worker!.postMessage(start);
     }

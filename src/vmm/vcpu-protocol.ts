@@ -27,6 +27,8 @@ export interface VcpuStart {
   readonly devices: readonly DeviceSpec[];
   readonly cpuid: Uint8Array;
   readonly entry?: CpuEntryState;
+  /** Finish int3/fwait for a nested PVM host (src/vmm/host-quirks.ts). */
+  readonly hostQuirks: boolean;
 }
 
 export type VcpuMessage =

@@ -14,6 +14,7 @@ import * as abi from './kvm-abi.js';
 import { setIrqLine } from './kvm.js';
 import { KERNEL_SIGSET_BYTES, blockSignalInThread, kickSignal, consumePendingSignal, errnoName, gettid, ioctlBuffer, ioctlRaw } from './libc.js';
 import { Vcpu } from './vcpu.js';
+import { recoverFromEmulationFailure } from './host-quirks.js';
 import { CONTROL_STOP, type VcpuMessage, type VcpuStart, type VcpuWorkerData } from './vcpu-protocol.js';
 
 const EINTR = 4;
@@ -73,6 +74,12 @@ async function main(): Promise<void> {
       pio,
       mmio,
       instructionBytes: () => vcpu.instructionBytes(memory),
+      ...(start.hostQuirks
+        ? {
+            recoverInternalError: (suberror: number) =>
+              suberror === abi.KVM_INTERNAL_ERROR_EMULATION && recoverFromEmulationFailure(vcpu, vcpu.instructionBytes(memory)),
+          }
+        : {}),
     };
 
     post({ type: 'running', index: data.index, at: performance.timeOrigin + performance.now() });

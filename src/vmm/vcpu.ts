@@ -129,6 +129,29 @@ export class Vcpu {
     this.setRegs(regs);
   }
 
+  /** Injects a hardware exception without an error code, as if raised by the instruction at RIP. */
+  injectException(vector: number): void {
+    const buffer = new Uint8Array(abi.SIZEOF_KVM_VCPU_EVENTS);
+    this.ioctl(abi.KVM_GET_VCPU_EVENTS, 'KVM_GET_VCPU_EVENTS', buffer);
+    const v = new DataView(buffer.buffer);
+    v.setUint8(abi.VCPU_EVENTS.exception_injected, 1);
+    v.setUint8(abi.VCPU_EVENTS.exception_nr, vector);
+    v.setUint8(abi.VCPU_EVENTS.exception_has_error_code, 0);
+    v.setUint8(abi.VCPU_EVENTS.exception_pending, 0);
+    v.setUint32(abi.VCPU_EVENTS.exception_error_code, 0, true);
+    v.setUint8(abi.VCPU_EVENTS.exception_has_payload, 0);
+    // flags 0: only the exception/interrupt/NMI state is written back.
+    v.setUint32(abi.VCPU_EVENTS.flags, 0, true);
+    this.ioctl(abi.KVM_SET_VCPU_EVENTS, 'KVM_SET_VCPU_EVENTS', buffer);
+  }
+
+  /** Moves RIP forward past an instruction the host could not emulate. */
+  advanceRip(bytes: number): void {
+    const regs = this.getRegs();
+    regs.rip += BigInt(bytes);
+    this.setRegs(regs);
+  }
+
   getMpState(): number {
     const buffer = new Uint8Array(abi.SIZEOF_KVM_MP_STATE);
     this.ioctl(abi.KVM_GET_MP_STATE, 'KVM_GET_MP_STATE', buffer);

@@ -16,7 +16,9 @@
  * finds its own load address, so the bzImage can be relocated. pvh_start32
  * runs at its link address (a PVH loader loads the ELF at its p_paddr).
  *
- * All entries end up in guest_main(boot_type, info_pointer, mapped_limit).
+ * Every entry installs its own identity map of the first 4 GiB
+ * (MAP_FIRST_4G; startup_64 replaces the loader's tables) and ends up in
+ * guest_main(boot_type, info_pointer, mapped_limit = 4 GiB).
  */
 
 #define BOOT_PVH	1

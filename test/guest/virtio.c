@@ -959,8 +959,9 @@ static void dev_init(u32 queues)
 	status_write(0); /* reset */
 	for (i = 0; i < 1000 && status_read(); i++)
 		(void)inb(POST_PORT);
-	if (status_read())
-		fail("device reset did not complete (status stays non-zero)");
+	s = status_read();
+	if (s)
+		fail_x("device reset did not complete, status still reads ", s);
 	dev_live = 1;
 	status_write(S_ACKNOWLEDGE);
 	status_write(S_ACKNOWLEDGE | S_DRIVER);

@@ -168,6 +168,21 @@ test('no usable KVM device: status 4 with the reason', async () => {
   assert.is(run.stderr.trim().split('\n').length, 1);
 });
 
+test('host quirks: a ring-0 int3 reaches the guest\'s own #BP handler; without them it is a crash with the bytes', async () => {
+  const on = await runKvm(['run', '-k', guest.elf, '-p', 'test=int3', '--host-quirks', 'on']);
+  expectStatus(on, 1);
+  assert.match(on.stdout, 'int3: handled\nint3: resumed');
+  const { existsSync } = await import('node:fs');
+  if (existsSync('/sys/module/kvm_pvm')) {
+    // This host's emulator cannot run int3: with the layer off, the documented crash.
+    const off = await runKvm(['run', '-k', guest.elf, '-p', 'test=int3', '--host-quirks', 'off']);
+    expectStatus(off, 36);
+    assert.match(off.stderr, /emulation failure.*instruction bytes: cc /);
+  }
+  const bad = await runKvm(['run', '-k', guest.elf, '--host-quirks', 'sometimes']);
+  expectStatus(bad, 2);
+});
+
 test('--help lists the exit statuses', async () => {
   const run = await runKvm(['run', '--help']);
   expectStatus(run, 0);

@@ -1,0 +1,45 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  BP_VECTOR,
+  HOST_QUIRK_CPU_EDITS,
+  hostQuirksActive,
+  quirkForInstruction,
+  recoverFromEmulationFailure,
+} from '../../src/vmm/host-quirks.js';
+import { parseCpuFeatures } from '../../src/vmm/cpuid.js';
+
+test('auto follows the kvm_pvm probe; on and off are forced', () => {
+  assert.ok(hostQuirksActive('auto', () => true));
+  assert.not.ok(hostQuirksActive('auto', () => false));
+  assert.ok(hostQuirksActive('on', () => false));
+  assert.not.ok(hostQuirksActive('off', () => true));
+});
+
+test('int3 becomes a #BP after RIP moves past it; fwait is skipped; anything else is a crash', () => {
+  assert.equal(quirkForInstruction(Uint8Array.of(0xcc, 0x90)), { kind: 'inject-breakpoint', length: 1 });
+  assert.equal(quirkForInstruction(Uint8Array.of(0x9b, 0xd9)), { kind: 'skip', length: 1 });
+  assert.is(quirkForInstruction(Uint8Array.of(0x0f, 0x01, 0xc1)), undefined); // vmcall
+  assert.is(quirkForInstruction(Uint8Array.of(0xf0, 0x48, 0x0f, 0xc7, 0x0e)), undefined); // lock cmpxchg16b
+  assert.is(quirkForInstruction(undefined), undefined);
+  assert.is(quirkForInstruction(new Uint8Array(0)), undefined);
+});
+
+test('recovery applies the action to the vCPU in order', () => {
+  const calls: string[] = [];
+  const target = {
+    advanceRip: (n: number) => calls.push(`rip+${n}`),
+    injectException: (v: number) => calls.push(`inject ${v}`),
+  };
+  assert.ok(recoverFromEmulationFailure(target, Uint8Array.of(0xcc)));
+  assert.ok(recoverFromEmulationFailure(target, Uint8Array.of(0x9b)));
+  assert.not.ok(recoverFromEmulationFailure(target, Uint8Array.of(0x0f, 0x0b)));
+  assert.equal(calls, ['rip+1', `inject ${BP_VECTOR}`, 'rip+1']);
+});
+
+test('the hidden CPUID features are real feature names', () => {
+  const edits = parseCpuFeatures(HOST_QUIRK_CPU_EDITS.remove.map((n) => `-${n}`).join(','));
+  assert.equal(edits.remove, ['kvm_pv_unhalt', 'kvm_pv_send_ipi', 'kvm_pv_sched_yield', 'cx16']);
+});
+
+test.run();
