@@ -10,6 +10,8 @@ import { I8042_COMMAND_PORT, I8042_DATA_PORT, createI8042State } from './i8042.j
 import { POST_PORT } from './post-port.js';
 import { COM1_IRQ, COM1_PORT, UART_PORT_COUNT, UartRegisters, createUartState, type UartOptions } from './uart-8250.js';
 import { setIrqLine } from '../vmm/kvm.js';
+import { ACPI_PM_BASE, ACPI_PM_PORT_COUNT, createAcpiPmState } from './acpi-pm.js';
+import { PVPANIC_PORT } from './pvpanic.js';
 
 export interface LegacyDeviceOptions {
   /** Where the UART's output goes (1 = stdout). */
@@ -66,6 +68,23 @@ export function addLegacyDevices(machine: Machine, options: LegacyDeviceOptions)
     length: 1,
     module: moduleUrl('post-port'),
     factory: 'createPostPort',
+  });
+  machine.addDevice({
+    name: 'acpi-pm',
+    bus: 'pio',
+    base: ACPI_PM_BASE,
+    length: ACPI_PM_PORT_COUNT,
+    module: moduleUrl('acpi-pm'),
+    factory: 'createAcpiPm',
+    shared: createAcpiPmState(),
+  });
+  machine.addDevice({
+    name: 'pvpanic',
+    bus: 'pio',
+    base: PVPANIC_PORT,
+    length: 1,
+    module: moduleUrl('pvpanic'),
+    factory: 'createPvpanic',
   });
   const vmFd = machine.vm.fd;
   return new UartRegisters(uartState, (level) => setIrqLine(vmFd, COM1_IRQ, level), () => {});
