@@ -25,6 +25,8 @@ test('BAR sizing: all-ones reads back the size mask; the address is restorable',
   assert.is(config.u32(C.PCI_BASE_ADDRESS_0), 0xffff8000);
   config.write(C.PCI_BASE_ADDRESS_0, Uint8Array.of(0x00, 0x80, 0x00, 0xc0));
   assert.is(config.u32(C.PCI_BASE_ADDRESS_0), 0xc000_8000);
+  config.write(C.PCI_COMMAND, Uint8Array.of(C.PCI_COMMAND_MEMORY, 0));
+  assert.is(config.memoryBarAddress(0), 0xc000_8000, 'addresses above 2 GiB stay positive');
 });
 
 test('the command register keeps only implemented bits; read-only fields stay', () => {

@@ -69,7 +69,7 @@ export class PciConfigSpace {
   /** The address a memory BAR decodes now, or undefined when memory decoding is off. */
   memoryBarAddress(index: number): number | undefined {
     if (!(this.u16(PCI_COMMAND) & PCI_COMMAND_MEMORY)) return undefined;
-    return this.u32(PCI_BASE_ADDRESS_0 + 4 * index) & ~0xf;
+    return (this.u32(PCI_BASE_ADDRESS_0 + 4 * index) & ~0xf) >>> 0;
   }
 
   /** Appends a capability: id, next pointer, then `body`; returns its offset. */

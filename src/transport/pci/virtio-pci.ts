@@ -215,7 +215,7 @@ export class VirtioPciFunction implements PciFunctionHandler {
   private moveNotifyEventfds(): void {
     const cell = new Int32Array(this.options.notifyRegistration);
     const current = Atomics.load(cell, 0) >>> 0;
-    const next = this.config.u32(PCI_BASE_ADDRESS_0) & ~0xf;
+    const next = (this.config.u32(PCI_BASE_ADDRESS_0) & ~0xf) >>> 0;
     if (next === current || next === 0 || (next | 0) === ~(L.VIRTIO_PCI_BAR_SIZE - 1)) return; // unchanged, or a sizing probe
     if (Atomics.compareExchange(cell, 0, current | 0, next | 0) !== (current | 0)) return;
     this.options.kickFds.forEach((eventFd, q) => {
