@@ -4,10 +4,10 @@
  * the device's interrupt line, its data-plane thread, and the kernel
  * command-line word that announces it.
  */
-import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from '../vmm/libc.js';
+import { nonBlockingEventfd } from '../vmm/libc.js';
 import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
-import { DataPlaneThread } from '../virtio/data-plane.js';
+import { startDataPlane, type DataPlaneThread } from '../virtio/data-plane.js';
 import type { VirtioDevice, VirtioDeviceModule } from '../virtio/virtio-device.js';
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
@@ -39,12 +39,12 @@ export function attachVirtioMmio(
     msixVectors: 0,
   });
   const vmFd = machine.vm.fd;
-  const controlFd = eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
-  const kickFds = device.queueMaxSizes.map(() => eventfd(EFD_CLOEXEC | EFD_NONBLOCK));
+  const controlFd = nonBlockingEventfd();
+  const kickFds = device.queueMaxSizes.map(nonBlockingEventfd);
   kickFds.forEach((fd, q) =>
     setIoeventfd(vmFd, { address: slot.base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, eventFd: fd, datamatch: q }),
   );
-  const lineFd = eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
+  const lineFd = nonBlockingEventfd();
   assignIrqfd(vmFd, lineFd, slot.irq);
 
   const options: VirtioMmioOptions = {
@@ -63,16 +63,14 @@ export function attachVirtioMmio(
     shared: state.shared,
     options,
   });
-  const dataPlane = new DataPlaneThread({
+  const dataPlane = startDataPlane(machine, {
     name,
     device: module,
     state: state.shared,
-    regions: machine.regions,
     controlFd,
     kickFds,
     interrupt: { lineFd, vectorFds: [] },
   });
-  machine.onClose(() => dataPlane.stop());
   return {
     state,
     dataPlane,

@@ -4,6 +4,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { signalEventfd } from '../vmm/libc.js';
+import type { Machine } from '../vmm/machine.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
 
@@ -25,4 +26,11 @@ export class DataPlaneThread {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** Starts a device's data-plane thread over the machine's RAM; it ends when the machine closes. */
+export function startDataPlane(machine: Machine, data: Omit<DataPlaneWorkerData, 'regions'>): DataPlaneThread {
+  const thread = new DataPlaneThread({ ...data, regions: machine.regions });
+  machine.onClose(() => thread.stop());
+  return thread;
 }

@@ -218,6 +218,11 @@ export function eventfd(flags = EFD_CLOEXEC): number {
   return check('eventfd', cEventfd(0, flags));
 }
 
+/** The eventfd every kick, interrupt and control channel uses: close-on-exec, never blocking a reader. */
+export function nonBlockingEventfd(): number {
+  return eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
 export function readFd(fd: number, buffer: Uint8Array): number {
   const r = cRead(fd, buffer, buffer.length);
   return r < 0 ? -koffi.errno() : r;

@@ -1,23 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { testDeviceContext } from '../helpers/device-context.js';
 import { I8042_COMMAND_PORT, I8042_DATA_PORT, createI8042, createI8042State } from '../../src/legacy/i8042.js';
-import type { DeviceContext } from '../../src/vmm/device.js';
 import type { VmExit } from '../../src/vmm/exit-status.js';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import createDebug from 'debug';
 
 const COMMAND = I8042_COMMAND_PORT - I8042_DATA_PORT;
 
 function controller() {
   const exits: VmExit[] = [];
-  const context: DeviceContext = {
-    vmFd: -1,
-    vcpuIndex: 0,
-    memory: GuestMemory.fromLayout([[0, 0x1000]]),
-    setIrq: () => {},
-    requestExit: (exit) => exits.push(exit),
-    log: createDebug('test'),
-  };
+  const context = testDeviceContext(exits);
   const dev = createI8042({ name: 'i8042', bus: 'pio', base: 0x60, length: 5, module: '', factory: '', shared: createI8042State() }, context);
   const byte = new Uint8Array(1);
   return {

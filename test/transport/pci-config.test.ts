@@ -1,22 +1,13 @@
 /** PCI configuration space and configuration mechanism #1, with no KVM. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import createDebug from 'debug';
+import { testDeviceContext } from '../helpers/device-context.js';
 import { PciConfigSpace } from '../../src/transport/pci/pci-config.js';
 import * as C from '../../src/transport/pci/pci-constants.js';
 import { createPciConfigPorts, createPciMmioWindow, type PciRootOptions } from '../../src/transport/pci/pci-root.js';
-import type { DeviceContext } from '../../src/vmm/device.js';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { dataValue, setDataValue } from '../../src/vmm/bus.js';
 
-const context: DeviceContext = {
-  vmFd: -1,
-  vcpuIndex: 0,
-  memory: GuestMemory.fromLayout([[0, 0x1000]]),
-  setIrq: () => {},
-  requestExit: () => {},
-  log: createDebug('test'),
-};
+const context = testDeviceContext();
 
 test('BAR sizing: all-ones reads back the size mask; the address is restorable', () => {
   const config = PciConfigSpace.create();

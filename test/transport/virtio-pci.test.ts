@@ -1,7 +1,7 @@
 /** virtio-pci modern against the spec (virtio 1.2 §4.1), without KVM: capabilities, common config, ISR, MSI-X. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import createDebug from 'debug';
+import { testDeviceContext } from '../helpers/device-context.js';
 import * as C from '../../src/transport/pci/pci-constants.js';
 import * as L from '../../src/transport/pci/virtio-pci-layout.js';
 import { buildVirtioPciConfig } from '../../src/transport/pci/virtio-pci-attach.js';
@@ -11,8 +11,6 @@ import { transportFeatures } from '../../src/transport/transport-features.js';
 import { createIrqRoutingState } from '../../src/vmm/irq-routing.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/vmm/libc.js';
 import { dataValue, setDataValue } from '../../src/vmm/bus.js';
-import type { DeviceContext } from '../../src/vmm/device.js';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 
 const BAR = 0xc000_0000;
@@ -37,14 +35,7 @@ function setup() {
     pciCfgCap,
     notifyRegistration: new SharedArrayBuffer(4),
   };
-  const context: DeviceContext = {
-    vmFd: -1,
-    vcpuIndex: 0,
-    memory: GuestMemory.fromLayout([[0, 0x1000]]),
-    setIrq: () => {},
-    requestExit: () => {},
-    log: createDebug('test'),
-  };
+  const context = testDeviceContext();
   const fn = new VirtioPciFunction(config, options, context);
   const bar = {
     read(offset: number, size: number): number {

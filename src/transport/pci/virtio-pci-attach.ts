@@ -6,9 +6,9 @@
  * irqfd with resampling, then its data-plane thread.
  */
 import { assignIrqfd, setIoeventfd } from '../../vmm/kvm.js';
-import { EFD_CLOEXEC, EFD_NONBLOCK, eventfd } from '../../vmm/libc.js';
+import { nonBlockingEventfd } from '../../vmm/libc.js';
 import type { Machine } from '../../vmm/machine.js';
-import { DataPlaneThread } from '../../virtio/data-plane.js';
+import { startDataPlane } from '../../virtio/data-plane.js';
 import { VIRTIO_ID_CONSOLE } from '../../virtio/virtio-constants.js';
 import type { VirtioDevice, VirtioDeviceModule } from '../../virtio/virtio-device.js';
 import { transportFeatures } from '../transport-features.js';
@@ -60,18 +60,17 @@ export function attachVirtioPci(
   const { config, msixCap, pciCfgCap } = buildVirtioPciConfig(device, { barAddress, irq: wiring.irq, msixVectors });
 
   const vmFd = machine.vm.fd;
-  const nonBlocking = (): number => eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
-  const controlFd = nonBlocking();
-  const kickFds = device.queueMaxSizes.map(nonBlocking);
+  const controlFd = nonBlockingEventfd();
+  const kickFds = device.queueMaxSizes.map(nonBlockingEventfd);
   kickFds.forEach((eventFd, q) =>
     setIoeventfd(vmFd, { address: barAddress + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER, length: 2, eventFd }),
   );
-  const lineFd = nonBlocking();
-  const resampleFd = nonBlocking();
+  const lineFd = nonBlockingEventfd();
+  const resampleFd = nonBlockingEventfd();
   assignIrqfd(vmFd, lineFd, wiring.irq, resampleFd);
   const vectorGsis = bus.allocateMsiGsis(msixVectors);
   const vectorFds = vectorGsis.map((gsi) => {
-    const fd = nonBlocking();
+    const fd = nonBlockingEventfd();
     assignIrqfd(vmFd, fd, gsi);
     return fd;
   });
@@ -99,16 +98,14 @@ export function attachVirtioPci(
     factory: 'createVirtioPciFunction',
     options,
   });
-  const dataPlane = new DataPlaneThread({
+  const dataPlane = startDataPlane(machine, {
     name,
     device: module,
     state: state.shared,
-    regions: machine.regions,
     controlFd,
     kickFds,
     interrupt: { lineFd, resampleFd, vectorFds },
   });
-  machine.onClose(() => dataPlane.stop());
   return { state, dataPlane };
 }
 
