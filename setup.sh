@@ -14,7 +14,7 @@ as_root() {
 
 # Debian packages: a C toolchain for the test guest and the benchmark's C VMM,
 # util-linux's script(1) for terminal tests.
-packages=(gcc binutils make bsdutils)
+packages=(gcc binutils make bsdutils acpica-tools)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi

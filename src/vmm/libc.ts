@@ -332,3 +332,144 @@ export function consumePendingSignal(signal: number): boolean {
   const zeroTimeout = new Uint8Array(16);
   return cSigtimedwait(sigset(signal), null, zeroTimeout) === signal;
 }
+
+// Block I/O: io_uring (raw syscalls, glibc has no wrappers), vectored I/O, space management,
+// image locking. Host addresses are passed as integers: x86-64 passes them like pointers.
+
+const SYS_IO_URING_SETUP = 425;
+const SYS_IO_URING_ENTER = 426;
+const SYS_IO_URING_REGISTER = 427;
+const cSyscallPointer = lib.func('long syscall(long number, long a1, void *a2)') as (
+  n: number,
+  a1: number,
+  a2: Uint8Array,
+) => number;
+const cSyscallRegister = lib.func('long syscall(long number, long fd, long opcode, void *arg, long count)') as (
+  n: number,
+  fd: number,
+  opcode: number,
+  arg: Uint8Array | null,
+  count: number,
+) => number;
+const cSyscallEnter = lib.func('long syscall(long number, long fd, long submit, long complete, long flags, long sig, long size)') as (
+  n: number,
+  fd: number,
+  toSubmit: number,
+  minComplete: number,
+  flags: number,
+  sig: number,
+  size: number,
+) => number;
+const cPreadv = lib.func('int64_t preadv(int fd, uint64_t iov, int iovcnt, int64_t offset)') as (
+  fd: number,
+  iov: number,
+  count: number,
+  offset: number,
+) => number;
+const cPwritev = lib.func('int64_t pwritev(int fd, uint64_t iov, int iovcnt, int64_t offset)') as (
+  fd: number,
+  iov: number,
+  count: number,
+  offset: number,
+) => number;
+const cFdatasync = lib.func('int fdatasync(int fd)') as (fd: number) => number;
+const cFallocate = lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)') as (
+  fd: number,
+  mode: number,
+  offset: number,
+  length: number,
+) => number;
+const cFcntlPointer = lib.func('int fcntl(int fd, int cmd, void *arg)') as (fd: number, cmd: number, arg: Uint8Array) => number;
+const cStatx = lib.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)') as (
+  dirfd: number,
+  path: string,
+  flags: number,
+  mask: number,
+  buf: Uint8Array,
+) => number;
+
+export const O_WRONLY = 1;
+export const O_DIRECT = 0o40000;
+export const MAP_POPULATE = 0x8000;
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+/** struct iovec: u64 base, u64 length. */
+export const IOVEC_SIZE = 16;
+/** Most iovecs one preadv/pwritev (or io_uring READV/WRITEV) takes. */
+export const IOV_MAX = 1024;
+
+/** io_uring_setup(2): fills `params` (struct io_uring_params) and returns the ring fd, or -errno. */
+export function ioUringSetup(entries: number, params: Uint8Array): number {
+  const r = cSyscallPointer(SYS_IO_URING_SETUP, entries, params);
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** io_uring_enter(2) without a signal mask: returns the SQEs consumed, or -errno (EINTR retried). */
+export function ioUringEnter(fd: number, toSubmit: number, minComplete: number, flags: number): number {
+  const r = retryInterrupted(() => cSyscallEnter(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** io_uring_register(2); returns the result or -errno. */
+export function ioUringRegister(fd: number, opcode: number, arg: Uint8Array | null, count: number): number {
+  const r = cSyscallRegister(SYS_IO_URING_REGISTER, fd, opcode, arg, count);
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** preadv(2) into the iovec array at host address `iov`; bytes read or -errno. */
+export function preadv(fd: number, iov: number, count: number, offset: number): number {
+  const r = retryInterrupted(() => cPreadv(fd, iov, count, offset));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** pwritev(2) from the iovec array at host address `iov`; bytes written or -errno. */
+export function pwritev(fd: number, iov: number, count: number, offset: number): number {
+  const r = retryInterrupted(() => cPwritev(fd, iov, count, offset));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** 0 or -errno. */
+export function fdatasync(fd: number): number {
+  return retryInterrupted(() => cFdatasync(fd)) < 0 ? -koffi.errno() : 0;
+}
+
+/** fallocate(2): 0 or -errno. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): number {
+  return retryInterrupted(() => cFallocate(fd, mode, offset, length)) < 0 ? -koffi.errno() : 0;
+}
+
+const F_OFD_SETLK = 37;
+export const F_RDLCK = 0;
+export const F_WRLCK = 1;
+/** struct flock on x86-64: l_type s16, l_whence s16, l_start s64 at 8, l_len s64 at 16, l_pid s32 at 24. */
+const FLOCK_SIZE = 32;
+
+/**
+ * Takes an open-file-description lock over the whole file without waiting: it belongs to this
+ * fd (not the process), conflicts with other descriptions even in this process, and goes with
+ * the last close. Returns 0, or -errno (EAGAIN or EACCES when someone else holds a conflicting lock).
+ */
+export function lockWholeFile(fd: number, type: typeof F_RDLCK | typeof F_WRLCK): number {
+  const flock = new Uint8Array(FLOCK_SIZE);
+  new DataView(flock.buffer).setInt16(0, type, true); // whence SEEK_SET, start 0, len 0 = to the end
+  return cFcntlPointer(fd, F_OFD_SETLK, flock) < 0 ? -koffi.errno() : 0;
+}
+
+const AT_EMPTY_PATH = 0x1000;
+const STATX_DIOALIGN = 0x2000;
+const STATX_BUFFER_BYTES = 0x100;
+const STATX_MASK = 0;
+const STATX_DIO_MEM_ALIGN = 0x98;
+const STATX_DIO_OFFSET_ALIGN = 0x9c;
+
+/** Direct I/O alignment of an open file (statx STATX_DIOALIGN), or undefined where the kernel or filesystem does not tell. */
+export function directIoAlignment(fd: number): { memory: number; offset: number } | undefined {
+  const buf = new Uint8Array(STATX_BUFFER_BYTES);
+  if (cStatx(fd, '', AT_EMPTY_PATH, STATX_DIOALIGN, buf) < 0) return undefined;
+  const v = new DataView(buf.buffer);
+  if (!(v.getUint32(STATX_MASK, true) & STATX_DIOALIGN)) return undefined;
+  const memory = v.getUint32(STATX_DIO_MEM_ALIGN, true);
+  const offset = v.getUint32(STATX_DIO_OFFSET_ALIGN, true);
+  return memory > 0 && offset > 0 ? { memory, offset } : undefined;
+}

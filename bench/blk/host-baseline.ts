@@ -1,0 +1,102 @@
+/**
+ * The host's own throughput on the bench image with the same access pattern:
+ * fio (io_uring engine, same block size, queue depth and O_DIRECT setting)
+ * when it is installed, otherwise the same loop in-process over this
+ * project's io_uring binding (src/vmm/io-uring.ts), which is what the
+ * device's data plane itself sits on.
+ */
+import { spawnSync } from 'node:child_process';
+import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
+import { NativeBuffer } from '../../src/virtio/devices/blk/native-buffer.js';
+import { O_DIRECT, O_RDWR, close, open } from '../../src/vmm/libc.js';
+import type { Pattern, PatternResult } from './driver.js';
+
+export type BaselineTool = 'fio' | 'io_uring loop';
+
+export function fioAvailable(): boolean {
+  return spawnSync('fio', ['--version'], { encoding: 'utf8' }).status === 0;
+}
+
+interface FioJob {
+  read: { bw_bytes: number; iops: number; total_ios: number; runtime: number };
+  write: { bw_bytes: number; iops: number; total_ios: number; runtime: number };
+}
+
+export function runFio(file: string, sizeBytes: number, pattern: Pattern, direct: boolean, seconds: number): PatternResult {
+  const rw = pattern.write ? (pattern.random ? 'randwrite' : 'write') : pattern.random ? 'randread' : 'read';
+  const args = [
+    '--name=host',
+    `--filename=${file}`,
+    `--rw=${rw}`,
+    `--bs=${pattern.blockBytes}`,
+    `--iodepth=${pattern.depth}`,
+    '--ioengine=io_uring',
+    `--direct=${direct ? 1 : 0}`,
+    '--time_based',
+    `--runtime=${seconds}`,
+    `--size=${sizeBytes}`,
+    '--invalidate=0',
+    '--randrepeat=0',
+    '--output-format=json',
+  ];
+  const run = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
+  if (run.status !== 0) throw new Error(`fio failed (${run.status}): ${run.stderr.trim().split('\n')[0] ?? ''}`);
+  const job = (JSON.parse(run.stdout) as { jobs: FioJob[] }).jobs[0]!;
+  const side = pattern.write ? job.write : job.read;
+  const elapsed = side.runtime / 1000;
+  return {
+    requests: side.total_ios,
+    bytes: side.bw_bytes * elapsed,
+    seconds: elapsed,
+    iops: side.iops,
+    mbPerSecond: side.bw_bytes / 1e6,
+  };
+}
+
+/** The pattern through io_uring from this process: READV/WRITEV of one aligned buffer per slot. */
+export function runUringLoop(file: string, sizeBytes: number, pattern: Pattern, direct: boolean, seconds: number): PatternResult {
+  const fd = open(file, O_RDWR | (direct ? O_DIRECT : 0));
+  const ring = IoUring.create(Math.max(pattern.depth, 4));
+  const buffers = Array.from({ length: pattern.depth }, () => new NativeBuffer(pattern.blockBytes));
+  const iovecs = new NativeBuffer(pattern.depth * 16);
+  const words = iovecs.words;
+  buffers.forEach((b, i) => setIovec(words, i, b.address, pattern.blockBytes));
+  const blocks = Math.floor(sizeBytes / pattern.blockBytes);
+  let next = 0;
+  const offset = (): number => {
+    if (pattern.random) return Math.floor(Math.random() * blocks) * pattern.blockBytes;
+    const at = next;
+    next = (next + 1) % blocks;
+    return at * pattern.blockBytes;
+  };
+  const issue = (slot: number): void => {
+    const op = pattern.write ? ring.writev.bind(ring) : ring.readv.bind(ring);
+    op(fd, iovecs.address + slot * 16, 1, offset(), slot);
+  };
+  try {
+    const started = performance.now();
+    const deadline = started + seconds * 1000;
+    let requests = 0;
+    let inFlight = pattern.depth;
+    for (let slot = 0; slot < pattern.depth; slot++) issue(slot);
+    ring.submit();
+    let stopping = false;
+    while (inFlight > 0) {
+      ring.submit(1);
+      if (!stopping && performance.now() >= deadline) stopping = true;
+      ring.reap((slot, _sub, result) => {
+        if (result !== pattern.blockBytes) throw new Error(`host ${pattern.write ? 'write' : 'read'} returned ${result}`);
+        requests++;
+        if (stopping) inFlight--;
+        else issue(slot);
+      });
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    return { requests, bytes: requests * pattern.blockBytes, seconds: elapsed, iops: requests / elapsed, mbPerSecond: (requests * pattern.blockBytes) / elapsed / 1e6 };
+  } finally {
+    ring.close();
+    buffers.forEach((b) => b.free());
+    iovecs.free();
+    close(fd);
+  }
+}

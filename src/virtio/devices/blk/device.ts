@@ -1,0 +1,494 @@
+/**
+ * virtio-blk (virtio 1.2 §5.2) over a raw image or block device.
+ *
+ * Data path: every queue is served on the device's data-plane thread. A
+ * popped chain becomes a request (request.ts); its data goes straight
+ * between the image and the guest's buffers (iovecs of host addresses of
+ * guest RAM, no copy) through the I/O engine: io_uring, with as many
+ * operations in flight as the queues hold, or synchronous calls where the
+ * host has no io_uring. Completions arrive on an eventfd watched by the same
+ * epoll loop as the kicks; each batch of completions ends with at most one
+ * interrupt per queue, as EVENT_IDX or NO_INTERRUPT asks.
+ *
+ * In flight, a request owns a slot: its tag in the engine, its iovec array,
+ * its progress (a short transfer is continued where it stopped) and, for
+ * writes, its FlushOrder generation: a FLUSH starts only after every write
+ * submitted before it has completed, then runs fdatasync.
+ *
+ * A reset waits for every operation in flight before returning, so no
+ * buffer of the old driver is touched once the driver sees status 0.
+ */
+import { setIovec } from '../../../vmm/io-uring.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX } from '../../../vmm/libc.js';
+import type { DescriptorChain } from '../../descriptor-chain.js';
+import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
+import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
+import { describeBlk } from './config-space.js';
+import { FlushOrder } from './flush-order.js';
+import { createIoEngine, type IoEngine } from './io-engine.js';
+import { NativeBuffer } from './native-buffer.js';
+import { BLK_DEFAULT_QUEUE_SIZE, BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, type BlkOptions } from './options.js';
+import { parseBlkRequest, type BlkLimits, type DwzRange } from './request.js';
+import * as S from './spec.js';
+
+const PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+const ZERO_RANGE = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+/** Not an fallocate mode: write zeroes from a zero buffer (filesystems with neither mode). */
+const BY_WRITING = -1;
+const ZERO_CHUNK = 1 << 20;
+/** An fallocate mode the file does not support. */
+const EOPNOTSUPP = 95;
+const EINVAL = 22;
+/** Rounds of serve/submit/reap per wake-up before the guest hears of what is done. */
+const MAX_ROUNDS = 16;
+const ENGINE_MAX_ENTRIES = 4096;
+
+type SlotOp = 'read' | 'write' | 'flush' | 'discard' | 'write-zeroes';
+
+interface RangeState extends DwzRange {
+  /** fallocate modes to try in turn while the file answers EOPNOTSUPP. */
+  readonly modes: readonly number[];
+  modeIndex: number;
+  /** Bytes zeroed so far by writing (BY_WRITING only). */
+  zeroed: number;
+}
+
+/** One request in flight. */
+class Slot {
+  op: SlotOp = 'read';
+  queue = 0;
+  head = 0;
+  statusAddress = 0;
+  status: number = S.VIRTIO_BLK_S_OK;
+  /** Used length on success. */
+  used = 1;
+  /** Operations not finished for good. */
+  pending = 0;
+  /** FlushOrder generation of a write-like request, or -1. */
+  generation = -1;
+  fd = -1;
+  offset = 0;
+  length = 0;
+  /** Bytes transferred so far (a short transfer continues from here). */
+  done = 0;
+  /** Host ranges the iovecs are built from: [address, length, …]. */
+  hostPieces: number[] = [];
+  /** With a bounce buffer: the guest ranges the data really belongs to. */
+  guestPieces: number[] = [];
+  bounce: NativeBuffer | undefined;
+  ranges: RangeState[] = [];
+
+  constructor(
+    readonly index: number,
+    /** Host address of this slot's iovec array (IOV_MAX entries). */
+    readonly iovecs: number,
+    /** The same array as words. */
+    readonly iovecWords: Uint32Array,
+  ) {}
+}
+
+export class VirtioBlk implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_BLOCK;
+  readonly queueMaxSizes: readonly number[];
+  readonly features: bigint;
+  readonly configSpace: Uint8Array;
+  readonly writableConfig = [];
+  private readonly capacitySectors: number;
+  private readonly serialBytes: Uint8Array;
+  private readonly directMemoryAlign: number;
+  private readonly directOffsetAlign: number;
+
+  private context: ActivationContext | undefined;
+  private engine: IoEngine | undefined;
+  private limits: BlkLimits | undefined;
+  private slots: Slot[] = [];
+  private freeSlots: number[] = [];
+  private arena: NativeBuffer | undefined;
+  private zeroBuffer: NativeBuffer | undefined;
+  private readonly flushOrder = new FlushOrder();
+  /** Engine operations submitted or queued and not completed. */
+  private opsInFlight = 0;
+  private draining = false;
+  /** Queues kicked, or left with chains when capacity ran out. */
+  private needsService: boolean[] = [];
+  /** Queues with used entries not yet announced. */
+  private touched: boolean[] = [];
+
+  constructor(private readonly options: BlkOptions) {
+    const queueSize = options.queueSize ?? BLK_DEFAULT_QUEUE_SIZE;
+    if (!Number.isInteger(options.queues) || options.queues < 1 || options.queues > 0xffff) {
+      throw new RangeError(`virtio-blk ${options.name}: ${options.queues} queues`);
+    }
+    this.queueMaxSizes = Array.from({ length: options.queues }, () => queueSize);
+    const description = describeBlk(options);
+    this.features = description.features;
+    this.configSpace = description.config;
+    this.capacitySectors = description.capacitySectors;
+    this.serialBytes = new Uint8Array(S.VIRTIO_BLK_ID_BYTES);
+    this.serialBytes.set(new TextEncoder().encode(options.serial).subarray(0, S.VIRTIO_BLK_ID_BYTES));
+    this.directMemoryAlign = options.directMemoryAlign ?? 4096;
+    this.directOffsetAlign = options.directOffsetAlign ?? 4096;
+  }
+
+  private get active(): boolean {
+    return this.context !== undefined && !this.draining;
+  }
+
+  activate(context: ActivationContext): void {
+    const has = (bit: number): boolean => (context.features & featureBit(bit)) !== 0n;
+    this.limits = {
+      capacitySectors: this.capacitySectors,
+      readOnly: this.options.readOnly,
+      discard: has(S.VIRTIO_BLK_F_DISCARD),
+      writeZeroes: has(S.VIRTIO_BLK_F_WRITE_ZEROES),
+      maxDwzSegments: BLK_MAX_DWZ_SEGMENTS,
+      maxDwzSectors: BLK_MAX_DWZ_SECTORS,
+      maxPieces: IOV_MAX,
+    };
+    this.allocateSlots();
+    const engine = createIoEngine(this.options.engine ?? 'auto', Math.min(this.slots.length, ENGINE_MAX_ENTRIES), context.host.log);
+    this.engine = engine;
+    this.context = context;
+    this.needsService = this.queueMaxSizes.map(() => false);
+    this.touched = this.queueMaxSizes.map(() => false);
+    if (engine.eventFd !== undefined) context.host.watch(engine.eventFd, () => this.completionsReady());
+    context.host.log('%s: %d sectors, %s engine%s', this.options.name, this.capacitySectors, engine.kind, this.options.readOnly ? ', read-only' : '');
+  }
+
+  /** Slots and their iovec arrays, once per device (one slot per descriptor head of every queue). */
+  private allocateSlots(): void {
+    if (this.arena) return;
+    const count = this.queueMaxSizes.reduce((sum, size) => sum + size, 0);
+    const slotBytes = IOV_MAX * IOVEC_SIZE;
+    const arena = new NativeBuffer(count * slotBytes);
+    this.arena = arena;
+    this.slots = Array.from({ length: count }, (_, i) => {
+      const words = new Uint32Array(arena.bytes.buffer, arena.bytes.byteOffset + i * slotBytes, slotBytes / 4);
+      return new Slot(i, arena.address + i * slotBytes, words);
+    });
+    this.freeSlots = this.slots.map((_, i) => count - 1 - i);
+  }
+
+  queueNotified(queueIndex: number): void {
+    if (!this.active || !this.context!.queues[queueIndex]) return;
+    this.needsService[queueIndex] = true;
+    this.run();
+  }
+
+  private completionsReady(): void {
+    if (!this.active) return;
+    this.engine!.acknowledge();
+    this.run();
+  }
+
+  /** Serves kicked queues, submits, reaps, until nothing moves; then interrupts once per queue. */
+  private run(): void {
+    for (let round = 0; round < MAX_ROUNDS && this.active; round++) {
+      for (let q = 0; q < this.needsService.length && this.active; q++) {
+        if (this.needsService[q] && this.hasCapacity()) {
+          this.needsService[q] = false;
+          this.serve(q);
+        }
+      }
+      if (!this.active) return;
+      const engine = this.engine!;
+      engine.submit();
+      if (engine.reap(this.onCompletion) === 0 && engine.pending === 0) break;
+    }
+    this.notify();
+  }
+
+  private hasCapacity(): boolean {
+    return this.freeSlots.length > 0 && this.opsInFlight + BLK_MAX_DWZ_SEGMENTS <= this.engine!.capacity;
+  }
+
+  private serve(q: number): void {
+    const queue = this.context!.queues[q]!;
+    for (;;) {
+      queue.disableNotifications();
+      for (;;) {
+        if (!this.hasCapacity()) {
+          // Kicks stay off; completions bring this queue back.
+          this.needsService[q] = true;
+          return;
+        }
+        const chain = queue.pop();
+        if (!chain) break;
+        this.start(q, chain);
+        if (!this.active) return;
+      }
+      if (!queue.enableNotifications()) return;
+    }
+  }
+
+  private notify(): void {
+    const context = this.context;
+    if (!context) return;
+    for (let q = 0; q < this.touched.length; q++) {
+      if (!this.touched[q]) continue;
+      this.touched[q] = false;
+      if (context.queues[q]!.needsNotification()) context.interrupt.signalUsed(q);
+    }
+  }
+
+  private start(q: number, chain: DescriptorChain): void {
+    const context = this.context!;
+    const request = parseBlkRequest(context.memory, chain, this.limits!);
+    switch (request.op) {
+      case 'unanswerable':
+        // Nowhere to put a status: the driver cannot learn this request's fate, so the device stops.
+        context.host.failDevice(`${this.options.name}: malformed request (${request.reason})`);
+        return;
+      case 'answer':
+        if (request.status !== S.VIRTIO_BLK_S_OK) context.host.log('%s: request refused: %s', this.options.name, request.reason);
+        this.answer(q, chain.head, request.statusAddress, request.status, 1);
+        return;
+      case 'get-id': {
+        let written = 0;
+        for (let i = 0; i < request.pieces.length; i += 2) {
+          const length = request.pieces[i + 1]!;
+          context.memory.write(request.pieces[i]!, this.serialBytes.subarray(written, written + length));
+          written += length;
+        }
+        this.answer(q, chain.head, request.statusAddress, S.VIRTIO_BLK_S_OK, written + 1);
+        return;
+      }
+      case 'flush': {
+        if (this.options.readOnly) {
+          this.answer(q, chain.head, request.statusAddress, S.VIRTIO_BLK_S_OK, 1);
+          return;
+        }
+        const slot = this.takeSlot(q, chain.head, request.statusAddress, 'flush');
+        slot.pending = 1;
+        if (this.flushOrder.flushArrived(slot.index)) this.issueFlush(slot);
+        return;
+      }
+      case 'read':
+      case 'write':
+        this.startTransfer(q, chain.head, request.op, request.statusAddress, request.offset, request.length, request.pieces);
+        return;
+      case 'discard':
+      case 'write-zeroes': {
+        const slot = this.takeSlot(q, chain.head, request.statusAddress, request.op);
+        const discard = request.op === 'discard';
+        slot.ranges = request.ranges.map((range) => ({
+          ...range,
+          modes: discard ? [PUNCH_HOLE] : range.unmap ? [PUNCH_HOLE, ZERO_RANGE, BY_WRITING] : [ZERO_RANGE, PUNCH_HOLE, BY_WRITING],
+          modeIndex: 0,
+          zeroed: 0,
+        }));
+        slot.pending = slot.ranges.length;
+        slot.generation = this.flushOrder.writeStarted();
+        slot.ranges.forEach((_, i) => this.issueRange(slot, i));
+        return;
+      }
+    }
+  }
+
+  private answer(q: number, head: number, statusAddress: number, status: number, used: number): void {
+    const context = this.context!;
+    context.memory.writeU8(statusAddress, status);
+    context.queues[q]!.addUsed(head, used);
+    this.touched[q] = true;
+  }
+
+  private takeSlot(q: number, head: number, statusAddress: number, op: SlotOp): Slot {
+    const slot = this.slots[this.freeSlots.pop()!]!;
+    slot.op = op;
+    slot.queue = q;
+    slot.head = head;
+    slot.statusAddress = statusAddress;
+    slot.status = S.VIRTIO_BLK_S_OK;
+    slot.used = 1;
+    slot.generation = -1;
+    slot.done = 0;
+    return slot;
+  }
+
+  private startTransfer(q: number, head: number, op: 'read' | 'write', statusAddress: number, offset: number, length: number, pieces: number[]): void {
+    const memory = this.context!.memory;
+    const slot = this.takeSlot(q, head, statusAddress, op);
+    slot.offset = offset;
+    slot.length = length;
+    slot.used = op === 'read' ? length + 1 : 1;
+    slot.fd = this.options.fd;
+    const hostPieces: number[] = new Array(pieces.length);
+    for (let i = 0; i < pieces.length; i += 2) {
+      hostPieces[i] = memory.hostAddress(pieces[i]!, pieces[i + 1]!);
+      hostPieces[i + 1] = pieces[i + 1]!;
+    }
+    slot.hostPieces = hostPieces;
+    if (this.options.direct) {
+      if ((offset | length) % this.directOffsetAlign !== 0) {
+        // O_DIRECT cannot address this range of the file at all: the page cache can.
+        slot.fd = this.options.bufferedFd ?? this.options.fd;
+      } else if (!this.alignedForDirect(hostPieces)) {
+        const bounce = new NativeBuffer(length);
+        slot.bounce = bounce;
+        slot.guestPieces = pieces;
+        slot.hostPieces = [bounce.address, length];
+        if (op === 'write') this.copyGuest(pieces, bounce.bytes, 'in');
+      }
+    }
+    if (op === 'write') slot.generation = this.flushOrder.writeStarted();
+    slot.pending = 1;
+    this.issueTransfer(slot);
+  }
+
+  private alignedForDirect(hostPieces: number[]): boolean {
+    for (let i = 0; i < hostPieces.length; i += 2) {
+      if (hostPieces[i]! % this.directMemoryAlign !== 0 || hostPieces[i + 1]! % this.directOffsetAlign !== 0) return false;
+    }
+    return true;
+  }
+
+  /** Copies between guest ranges and a bounce buffer: 'in' fills the buffer, 'out' empties it into the guest. */
+  private copyGuest(pieces: number[], buffer: Uint8Array, direction: 'in' | 'out'): void {
+    const memory = this.context!.memory;
+    let at = 0;
+    for (let i = 0; i < pieces.length; i += 2) {
+      const guest = memory.slice(pieces[i]!, pieces[i + 1]!);
+      if (direction === 'in') buffer.set(guest, at);
+      else guest.set(buffer.subarray(at, at + guest.length));
+      at += guest.length;
+    }
+  }
+
+  /** (Re)submits a read or write from byte `done` on. */
+  private issueTransfer(slot: Slot): void {
+    let skip = slot.done;
+    let count = 0;
+    const pieces = slot.hostPieces;
+    for (let i = 0; i < pieces.length; i += 2) {
+      const length = pieces[i + 1]!;
+      if (skip >= length) {
+        skip -= length;
+        continue;
+      }
+      setIovec(slot.iovecWords, count++, pieces[i]! + skip, length - skip);
+      skip = 0;
+    }
+    const offset = slot.offset + slot.done;
+    if (slot.op === 'read') this.engine!.readv(slot.fd, slot.iovecs, count, offset, slot.index, 0);
+    else this.engine!.writev(slot.fd, slot.iovecs, count, offset, slot.index, 0);
+    this.opsInFlight++;
+  }
+
+  private issueFlush(slot: Slot): void {
+    this.engine!.fdatasync(this.options.fd, slot.index, 0);
+    this.opsInFlight++;
+  }
+
+  private issueRange(slot: Slot, i: number): void {
+    const range = slot.ranges[i]!;
+    const mode = range.modes[range.modeIndex]!;
+    if (mode === BY_WRITING) {
+      this.zeroBuffer ??= new NativeBuffer(ZERO_CHUNK);
+      const chunk = Math.min(ZERO_CHUNK, range.length - range.zeroed);
+      setIovec(slot.iovecWords, i, this.zeroBuffer.address, chunk);
+      const fd = this.options.bufferedFd ?? this.options.fd;
+      this.engine!.writev(fd, slot.iovecs + i * IOVEC_SIZE, 1, range.offset + range.zeroed, slot.index, i);
+    } else {
+      this.engine!.fallocate(this.options.fd, mode, range.offset, range.length, slot.index, i);
+    }
+    this.opsInFlight++;
+  }
+
+  private readonly onCompletion = (tag: number, sub: number, result: number): void => {
+    this.opsInFlight--;
+    if (this.draining) return;
+    const slot = this.slots[tag];
+    if (!slot) return;
+    switch (slot.op) {
+      case 'read':
+      case 'write':
+        if (result > 0) {
+          slot.done += result;
+          if (slot.done < slot.length) {
+            this.issueTransfer(slot); // a short transfer: the rest from where it stopped
+            return;
+          }
+        } else if (result < 0 || slot.done < slot.length) {
+          this.fail(slot, result < 0 ? `errno ${-result}` : 'end of file');
+        }
+        break;
+      case 'flush':
+        if (result < 0) this.fail(slot, `fdatasync: errno ${-result}`);
+        break;
+      case 'discard':
+      case 'write-zeroes': {
+        const range = slot.ranges[sub]!;
+        const mode = range.modes[range.modeIndex]!;
+        if (mode === BY_WRITING && result > 0) {
+          range.zeroed += result;
+          if (range.zeroed < range.length) {
+            this.issueRange(slot, sub);
+            return;
+          }
+        } else if (result < 0 || mode === BY_WRITING) {
+          const unsupported = result === -EOPNOTSUPP || result === -EINVAL;
+          if (unsupported && range.modeIndex + 1 < range.modes.length) {
+            range.modeIndex++;
+            this.issueRange(slot, sub);
+            return;
+          }
+          // Discard is a hint: a file that cannot punch holes just keeps the data.
+          if (!(unsupported && slot.op === 'discard')) this.fail(slot, result < 0 ? `fallocate: errno ${-result}` : 'zero write made no progress');
+        }
+        break;
+      }
+    }
+    if (--slot.pending === 0) this.complete(slot);
+  };
+
+  private fail(slot: Slot, why: string): void {
+    slot.status = S.VIRTIO_BLK_S_IOERR;
+    this.context!.host.log('%s: %s at byte %d failed: %s', this.options.name, slot.op, slot.offset, why);
+  }
+
+  private complete(slot: Slot): void {
+    if (slot.bounce) {
+      if (slot.op === 'read' && slot.status === S.VIRTIO_BLK_S_OK) this.copyGuest(slot.guestPieces, slot.bounce.bytes, 'out');
+      slot.bounce.free();
+      slot.bounce = undefined;
+    }
+    this.answer(slot.queue, slot.head, slot.statusAddress, slot.status, slot.status === S.VIRTIO_BLK_S_OK ? slot.used : 1);
+    const generation = slot.generation;
+    slot.generation = -1;
+    slot.ranges = [];
+    this.freeSlots.push(slot.index);
+    if (generation >= 0) {
+      for (const tag of this.flushOrder.writeFinished(generation)) this.issueFlush(this.slots[tag]!);
+    }
+  }
+
+  reset(): void {
+    const engine = this.engine;
+    if (engine) {
+      // Nothing may land in the old driver's buffers after the reset completes: wait for it all.
+      this.draining = true;
+      try {
+        engine.submit();
+        while (this.opsInFlight > 0) {
+          engine.wait();
+          engine.reap(this.onCompletion);
+        }
+      } finally {
+        this.draining = false;
+        if (engine.eventFd !== undefined) this.context?.host.unwatch(engine.eventFd);
+        engine.close();
+        this.engine = undefined;
+      }
+    }
+    for (const slot of this.slots) {
+      slot.bounce?.free();
+      slot.bounce = undefined;
+    }
+    this.freeSlots = this.slots.map((_, i) => this.slots.length - 1 - i);
+    this.opsInFlight = 0;
+    this.flushOrder.clear();
+    this.context = undefined;
+  }
+}
+
+export const createVirtioBlk: VirtioDeviceFactory = (options) => new VirtioBlk(options as BlkOptions);

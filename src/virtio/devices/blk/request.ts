@@ -1,0 +1,164 @@
+/**
+ * Turns one descriptor chain into a virtio-blk request, trusting nothing:
+ * the 16-byte header is read from the device-readable part (any layout), the
+ * status is the last device-writable byte, data lengths are whole sectors,
+ * and every range is checked against the capacity in exact integer
+ * arithmetic. A request that cannot be served is answered on the spot with
+ * IOERR or UNSUPP; one without a writable status byte cannot be answered at all.
+ */
+import type { ChainSegment, DescriptorChain } from '../../descriptor-chain.js';
+import type { GuestMemory } from '../../../vmm/guest-memory.js';
+import * as S from './spec.js';
+
+export interface BlkLimits {
+  readonly capacitySectors: number;
+  readonly readOnly: boolean;
+  /** VIRTIO_BLK_F_DISCARD / VIRTIO_BLK_F_WRITE_ZEROES negotiated. */
+  readonly discard: boolean;
+  readonly writeZeroes: boolean;
+  readonly maxDwzSegments: number;
+  readonly maxDwzSectors: number;
+  /** Most data pieces one request may have (one iovec each). */
+  readonly maxPieces: number;
+}
+
+/** One discard or write-zeroes range, in bytes. */
+export interface DwzRange {
+  readonly offset: number;
+  readonly length: number;
+  readonly unmap: boolean;
+}
+
+export type BlkRequest =
+  | {
+      readonly op: 'read' | 'write';
+      readonly statusAddress: number;
+      /** File offset and length in bytes. */
+      readonly offset: number;
+      readonly length: number;
+      /** Guest data ranges, flattened: [address, length, address, length, …]. */
+      readonly pieces: number[];
+    }
+  | { readonly op: 'flush'; readonly statusAddress: number }
+  | { readonly op: 'get-id'; readonly statusAddress: number; readonly pieces: number[] }
+  | { readonly op: 'discard' | 'write-zeroes'; readonly statusAddress: number; readonly ranges: DwzRange[] }
+  /** Answered without I/O: a bad request (IOERR, UNSUPP) or one with nothing to do (OK). */
+  | { readonly op: 'answer'; readonly statusAddress: number; readonly status: number; readonly reason: string }
+  | { readonly op: 'unanswerable'; readonly reason: string };
+
+const TWO_32 = 0x1_0000_0000;
+/** Sector numbers at or above this are beyond 2^53 bytes: no capacity reaches them. */
+const MAX_SAFE_SECTOR_HIGH = 2 ** (53 - 32 - S.VIRTIO_BLK_SECTOR_SHIFT);
+
+export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, limits: BlkLimits): BlkRequest {
+  if (chain.error) return { op: 'unanswerable', reason: chain.error.message };
+  const writable = chain.writableSegments;
+  const statusAddress = lastWritableByte(writable);
+  if (statusAddress === undefined) return { op: 'unanswerable', reason: `chain ${chain.head}: no device-writable status byte` };
+  const answer = (status: number, reason: string): BlkRequest => ({ op: 'answer', statusAddress, status, reason });
+
+  if (chain.readableLength < S.BLK_REQ_HEADER_SIZE) {
+    return answer(S.VIRTIO_BLK_S_IOERR, `header needs ${S.BLK_REQ_HEADER_SIZE} readable bytes, chain has ${chain.readableLength}`);
+  }
+  const header = chain.readReadable(memory, 0, S.BLK_REQ_HEADER_SIZE);
+  const h = new DataView(header.buffer);
+  const type = h.getUint32(S.BLK_REQ_TYPE, true);
+  const sectorLow = h.getUint32(S.BLK_REQ_SECTOR, true);
+  const sectorHigh = h.getUint32(S.BLK_REQ_SECTOR + 4, true);
+  const readable = chain.readableSegments;
+  const dataOut = chain.readableLength - S.BLK_REQ_HEADER_SIZE;
+  const dataIn = chain.writableLength - 1;
+
+  switch (type) {
+    case S.VIRTIO_BLK_T_IN:
+    case S.VIRTIO_BLK_T_OUT: {
+      const write = type === S.VIRTIO_BLK_T_OUT;
+      if (write && limits.readOnly) return answer(S.VIRTIO_BLK_S_IOERR, 'write to a read-only disk');
+      const length = write ? dataOut : dataIn;
+      if (length % S.VIRTIO_BLK_SECTOR_SIZE !== 0) return answer(S.VIRTIO_BLK_S_IOERR, `data length ${length} is not whole sectors`);
+      const bad = checkRange(sectorHigh, sectorLow, length / S.VIRTIO_BLK_SECTOR_SIZE, limits.capacitySectors);
+      if (bad) return answer(S.VIRTIO_BLK_S_IOERR, bad);
+      if (length === 0) return answer(S.VIRTIO_BLK_S_OK, 'empty transfer');
+      const pieces = write ? piecesOf(readable, S.BLK_REQ_HEADER_SIZE, length) : piecesOf(writable, 0, length);
+      if (pieces.length / 2 > limits.maxPieces) {
+        return answer(S.VIRTIO_BLK_S_IOERR, `${pieces.length / 2} data segments, more than ${limits.maxPieces}`);
+      }
+      const offset = (sectorHigh * TWO_32 + sectorLow) * S.VIRTIO_BLK_SECTOR_SIZE;
+      return { op: write ? 'write' : 'read', statusAddress, offset, length, pieces };
+    }
+    case S.VIRTIO_BLK_T_FLUSH:
+      return { op: 'flush', statusAddress };
+    case S.VIRTIO_BLK_T_GET_ID:
+      return { op: 'get-id', statusAddress, pieces: piecesOf(writable, 0, Math.min(dataIn, S.VIRTIO_BLK_ID_BYTES)) };
+    case S.VIRTIO_BLK_T_DISCARD:
+    case S.VIRTIO_BLK_T_WRITE_ZEROES: {
+      const discard = type === S.VIRTIO_BLK_T_DISCARD;
+      if (!(discard ? limits.discard : limits.writeZeroes)) return answer(S.VIRTIO_BLK_S_UNSUPP, `${discard ? 'DISCARD' : 'WRITE_ZEROES'} not negotiated`);
+      if (limits.readOnly) return answer(S.VIRTIO_BLK_S_IOERR, 'discard or write-zeroes on a read-only disk');
+      if (dataOut === 0 || dataOut % S.BLK_DWZ_SEGMENT_SIZE !== 0) {
+        return answer(S.VIRTIO_BLK_S_IOERR, `${dataOut} bytes is not a whole number of discard/write-zeroes segments`);
+      }
+      const count = dataOut / S.BLK_DWZ_SEGMENT_SIZE;
+      if (count > limits.maxDwzSegments) return answer(S.VIRTIO_BLK_S_UNSUPP, `${count} segments, more than ${limits.maxDwzSegments}`);
+      const bytes = chain.readReadable(memory, S.BLK_REQ_HEADER_SIZE, dataOut);
+      const v = new DataView(bytes.buffer);
+      const ranges: DwzRange[] = [];
+      for (let i = 0; i < count; i++) {
+        const at = i * S.BLK_DWZ_SEGMENT_SIZE;
+        const low = v.getUint32(at + S.BLK_DWZ_SECTOR, true);
+        const high = v.getUint32(at + S.BLK_DWZ_SECTOR + 4, true);
+        const sectors = v.getUint32(at + S.BLK_DWZ_NUM_SECTORS, true);
+        const flags = v.getUint32(at + S.BLK_DWZ_FLAGS, true);
+        // 5.2.6.2: unknown flags, and UNMAP on a discard, are UNSUPP.
+        if (flags & ~S.VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) return answer(S.VIRTIO_BLK_S_UNSUPP, `unknown segment flags 0x${flags.toString(16)}`);
+        if (discard && flags) return answer(S.VIRTIO_BLK_S_UNSUPP, 'UNMAP set on a discard');
+        if (sectors > limits.maxDwzSectors) return answer(S.VIRTIO_BLK_S_IOERR, `${sectors} sectors in one segment, more than ${limits.maxDwzSectors}`);
+        const bad = checkRange(high, low, sectors, limits.capacitySectors);
+        if (bad) return answer(S.VIRTIO_BLK_S_IOERR, bad);
+        if (sectors === 0) continue;
+        const offset = (high * TWO_32 + low) * S.VIRTIO_BLK_SECTOR_SIZE;
+        ranges.push({ offset, length: sectors * S.VIRTIO_BLK_SECTOR_SIZE, unmap: flags !== 0 });
+      }
+      if (ranges.length === 0) return answer(S.VIRTIO_BLK_S_OK, 'empty ranges');
+      return { op: discard ? 'discard' : 'write-zeroes', statusAddress, ranges };
+    }
+    default:
+      return answer(S.VIRTIO_BLK_S_UNSUPP, `request type ${type}`);
+  }
+}
+
+/** A reason when [sector, sector + count) is not inside the disk. */
+function checkRange(high: number, low: number, count: number, capacity: number): string | undefined {
+  if (high >= MAX_SAFE_SECTOR_HIGH) return `sector 0x${(BigInt(high) * BigInt(TWO_32) + BigInt(low)).toString(16)} is beyond the disk`;
+  const sector = high * TWO_32 + low;
+  if (sector > capacity || count > capacity - sector) {
+    return `sectors ${sector}+${count} are beyond the disk's ${capacity}`;
+  }
+  return undefined;
+}
+
+function lastWritableByte(segments: readonly ChainSegment[]): number | undefined {
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const s = segments[i]!;
+    if (s.length > 0) return s.address + s.length - 1;
+  }
+  return undefined;
+}
+
+/** The guest ranges of bytes [skip, skip + length) of `segments`, flattened as [address, length, …]. */
+export function piecesOf(segments: readonly ChainSegment[], skip: number, length: number): number[] {
+  const pieces: number[] = [];
+  let left = length;
+  for (const s of segments) {
+    if (left === 0) break;
+    if (skip >= s.length) {
+      skip -= s.length;
+      continue;
+    }
+    const n = Math.min(s.length - skip, left);
+    pieces.push(s.address + skip, n);
+    left -= n;
+    skip = 0;
+  }
+  return pieces;
+}
