@@ -39,7 +39,7 @@ export class VirtualMachine {
   ) {}
 
   /** Validates the config, creates the VM and loads the kernel. Throws ConfigError, BootError or KvmError. */
-  static create(config: VmConfig): VirtualMachine {
+  static async create(config: VmConfig): Promise<VirtualMachine> {
     const valid = validateConfig(config);
     const kernel = readFileSync(valid.kernel);
     const initrd = valid.initrd !== undefined ? readFileSync(valid.initrd) : undefined;
@@ -73,7 +73,7 @@ export class VirtualMachine {
       const consoleInput = virtio.consoleInput ?? ((bytes: Uint8Array) => uart.receive(bytes));
       return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds);
     } catch (error) {
-      void machine.close();
+      await machine.close();
       throw error;
     }
   }
@@ -122,7 +122,7 @@ export class VirtualMachine {
 export async function runVm(config: VmConfig): Promise<VmExit> {
   let vm: VirtualMachine;
   try {
-    vm = VirtualMachine.create(config);
+    vm = await VirtualMachine.create(config);
   } catch (error) {
     return { status: statusForError(error), reason: messageForError(error) };
   }

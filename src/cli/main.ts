@@ -4,9 +4,10 @@
  * the console and signals, and exit with the documented status.
  */
 import { readFileSync } from 'node:fs';
-import { constants } from 'node:os';
+import { availableParallelism, constants } from 'node:os';
 import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
-import { prewarmVcpuThreads } from '../vmm/vcpu-threads.js';
+import { prewarmVcpuThreads, releaseVcpuThreads } from '../vmm/vcpu-threads.js';
+import { ConfigError, validateConfig } from '../config.js';
 import type { VirtualMachine } from '../vm.js';
 import { MAIN_HELP, RUN_HELP, UsageError, parseCommand } from './args.js';
 import { TerminalConsole } from './terminal.js';
@@ -34,13 +35,22 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
 
+  // Most mistakes are caught here, before any thread or native module exists.
+  try {
+    validateConfig(command.config);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message, EXIT_INVALID_ARGUMENTS);
+    throw error;
+  }
   // vCPU threads boot Node and koffi while this thread loads the VMM.
-  if (command.config.cpus >= 1 && command.config.cpus <= 1024) prewarmVcpuThreads(command.config.cpus);
+  // Only for counts KVM will accept (its recommended limit is the host's CPU count).
+  if (command.config.cpus <= availableParallelism()) prewarmVcpuThreads(command.config.cpus);
   const { VirtualMachine, messageForError, statusForError } = await import('../vm.js');
   let vm: VirtualMachine;
   try {
-    vm = VirtualMachine.create(command.config);
+    vm = await VirtualMachine.create(command.config);
   } catch (error) {
+    await releaseVcpuThreads();
     fail(messageForError(error), statusForError(error));
   }
   const terminal = new TerminalConsole(process.stdin, {

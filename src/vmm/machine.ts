@@ -62,6 +62,7 @@ export class Machine {
   readonly exited: Promise<VmExit>;
   private readonly cpuidBase: CpuidTable;
   private haltProbe: NodeJS.Timeout | undefined;
+  private threads: readonly VcpuThread[] = [];
 
   private constructor(
     readonly kvm: Kvm,
@@ -101,7 +102,7 @@ export class Machine {
       log('VM fd %d with %d MiB in %d region(s), %d vCPU(s)', vm.fd, options.memoryBytes / 2 ** 20, ram.regions.length, options.cpus);
       return new Machine(kvm, vm, ram, options, threads, control);
     } catch (error) {
-      for (const thread of threads) void thread.worker.terminate();
+      for (const thread of threads) void thread.terminate();
       throw error;
     }
   }
@@ -131,6 +132,7 @@ export class Machine {
 
   /** Wires the vCPU threads, which set up and then wait for start(). */
   private attachThreads(threads: readonly VcpuThread[]): void {
+    this.threads = threads;
     this.allStopped = Promise.all(
       this.vcpus.map(
         (vcpu) =>
@@ -233,9 +235,9 @@ export class Machine {
   /** Stops the vCPU threads and releases the VM. Safe to call more than once. */
   async close(): Promise<void> {
     this.requestStop();
-    // A worker not yet started waits for a message, not in KVM_RUN: terminate ends it.
-    if (this.timings.started === undefined) this.vcpus.forEach((v) => void v.worker?.terminate());
-    const timer = setTimeout(() => this.vcpus.forEach((v) => void v.worker?.terminate()), 2000);
+    // A thread not yet started waits for a message, not in KVM_RUN: terminate ends it.
+    if (this.timings.started === undefined) this.threads.forEach((t) => void t.terminate());
+    const timer = setTimeout(() => this.threads.forEach((t) => void t.terminate()), 2000);
     await this.allStopped;
     clearTimeout(timer);
     await Promise.all(this.closeHooks.splice(0).map((hook) => hook()));

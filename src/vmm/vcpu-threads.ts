@@ -19,11 +19,36 @@ type Event = { kind: 'message'; message: VcpuMessage } | { kind: 'error'; error:
 export class VcpuThread {
   private backlog: Event[] = [];
   private listener: VcpuThreadEvents | undefined;
+  /**
+   * Resolves once the thread has finished loading (its first message) or ended.
+   * Terminating a worker while it is still loading koffi's native module aborts
+   * the whole process, so nothing terminates a thread before this.
+   */
+  readonly settled: Promise<void>;
 
   constructor(readonly worker: Worker) {
-    worker.on('message', (message: VcpuMessage) => this.deliver({ kind: 'message', message }));
-    worker.on('error', (error: Error) => this.deliver({ kind: 'error', error }));
-    worker.on('exit', () => this.deliver({ kind: 'exit' }));
+    let settle!: () => void;
+    this.settled = new Promise((resolve) => (settle = resolve));
+    worker.on('message', (message: VcpuMessage) => {
+      settle();
+      this.deliver({ kind: 'message', message });
+    });
+    worker.on('error', (error: Error) => {
+      settle();
+      this.deliver({ kind: 'error', error });
+    });
+    worker.on('exit', () => {
+      settle();
+      this.deliver({ kind: 'exit' });
+    });
+  }
+
+  /** Ends a thread that never started running a vCPU (tracked, so an exiting process can wait for it). */
+  terminate(): Promise<void> {
+    const done = this.settled.then(() => this.worker.terminate()).then(() => undefined);
+    pendingTerminations.add(done);
+    void done.finally(() => pendingTerminations.delete(done));
+    return done;
   }
 
   private deliver(event: Event): void {
@@ -52,6 +77,7 @@ export interface VcpuThreads {
 }
 
 const CONTROL_WORDS = 4;
+const pendingTerminations = new Set<Promise<void>>();
 let prewarmed: VcpuThreads | undefined;
 
 export function spawnVcpuThreads(count: number): VcpuThreads {
@@ -66,7 +92,7 @@ export function spawnVcpuThreads(count: number): VcpuThreads {
 
 /** Starts `count` vCPU threads now, for the next Machine.create with that many vCPUs. */
 export function prewarmVcpuThreads(count: number): void {
-  releasePrewarmed();
+  void releaseVcpuThreads();
   prewarmed = spawnVcpuThreads(count);
   // An idle prewarmed thread must not keep the process alive.
   for (const thread of prewarmed.threads) thread.worker.unref();
@@ -80,11 +106,17 @@ export function takeVcpuThreads(count: number): VcpuThreads {
     for (const thread of taken.threads) thread.worker.ref();
     return taken;
   }
-  releasePrewarmed();
+  void releaseVcpuThreads();
   return spawnVcpuThreads(count);
 }
 
-function releasePrewarmed(): void {
-  for (const thread of prewarmed?.threads ?? []) void thread.worker.terminate();
+/**
+ * Ends prewarmed threads nobody took and waits for every thread being
+ * terminated: await it before process.exit when no VM ran.
+ */
+export async function releaseVcpuThreads(): Promise<void> {
+  const threads = prewarmed?.threads ?? [];
   prewarmed = undefined;
+  threads.forEach((thread) => void thread.terminate());
+  await Promise.all([...pendingTerminations]);
 }

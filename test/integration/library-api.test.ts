@@ -18,7 +18,7 @@ test.before(async () => {
 test('VirtualMachine.create / start / wait returns the guest status and reports timings', async () => {
   const consolePath = path.join(dir, 'console.txt');
   const fd = openSync(consolePath, 'w');
-  const vm = VirtualMachine.create({
+  const vm = await VirtualMachine.create({
     kernel: guest.elf,
     cmdline: 'test=exit code=3',
     memoryBytes: 64 * 2 ** 20,
@@ -40,7 +40,7 @@ test('VirtualMachine.create / start / wait returns the guest status and reports 
 test('serial input can be sent through the API', async () => {
   const consolePath = path.join(dir, 'echo.txt');
   const fd = openSync(consolePath, 'w');
-  const vm = VirtualMachine.create({ kernel: guest.elf, cmdline: 'test=echo', memoryBytes: 32 * 2 ** 20, cpus: 1, console: 'serial', serialOutputFd: fd });
+  const vm = await VirtualMachine.create({ kernel: guest.elf, cmdline: 'test=echo', memoryBytes: 32 * 2 ** 20, cpus: 1, console: 'serial', serialOutputFd: fd });
   vm.start();
   vm.sendConsoleInput(new TextEncoder().encode('hi!q'));
   const exit = await vm.wait();
@@ -50,7 +50,7 @@ test('serial input can be sent through the API', async () => {
 });
 
 test('stop() ends a running guest with the given exit', async () => {
-  const vm = VirtualMachine.create({ kernel: guest.elf, cmdline: 'test=echo', memoryBytes: 32 * 2 ** 20, cpus: 2, console: 'serial', serialOutputFd: openSync('/dev/null', 'w') });
+  const vm = await VirtualMachine.create({ kernel: guest.elf, cmdline: 'test=echo', memoryBytes: 32 * 2 ** 20, cpus: 2, console: 'serial', serialOutputFd: openSync('/dev/null', 'w') });
   vm.start();
   setTimeout(() => vm.stop({ status: 0, reason: 'stopped by test' }), 300);
   assert.equal(await vm.wait(), { status: 0, reason: 'stopped by test' });
