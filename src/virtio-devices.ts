@@ -17,8 +17,11 @@ import { PciBus } from './transport/pci/pci-bus.js';
 /** virtio-mmio windows start here, above the PCI BAR window, inside the 32-bit hole. */
 export const VIRTIO_MMIO_BASE = 0xd000_0000;
 export const VIRTIO_MMIO_STRIDE = 0x1000;
-/** ISA lines free for devices (8 is the RTC, 13 the FPU, 0-4 legacy). */
-export const DEVICE_IRQS = [5, 6, 7, 9, 10, 11, 12, 14, 15] as const;
+/**
+ * Interrupt lines for devices: the free ISA lines (not 0-4, 8 RTC, 9 ACPI SCI, 12 PS/2 mouse,
+ * 13 FPU), then the IOAPIC-only GSIs 16-23 (for kernels that use the IOAPIC from ACPI or the MP table).
+ */
+export const DEVICE_IRQS = [5, 6, 7, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23] as const;
 
 export interface VirtioDeviceOptions {
   readonly transport: TransportKind;

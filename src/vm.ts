@@ -6,6 +6,7 @@ import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
 import { BootError } from './boot/boot-error.js';
 import { loadKernel } from './boot/index.js';
+import { FirmwareError, buildFirmwareTables } from './boot/acpi/index.js';
 import type { BootProtocol } from './boot/cpu-state.js';
 import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
 import { addLegacyDevices } from './legacy/index.js';
@@ -63,11 +64,20 @@ export class VirtualMachine {
         console: valid.console === 'virtio' ? { outputFd } : undefined,
       });
       const cmdline = [kernelCommandLine(valid), ...virtio.cmdline].join(' ');
+      const firmware = buildFirmwareTables(machine.memory, {
+        cpus: valid.cpus,
+        pciInterrupts: virtio.attached.flatMap((a) => (a.placement.kind === 'pci' ? [{ slot: a.placement.slot, gsi: a.placement.irq }] : [])),
+        virtioMmio: virtio.attached.flatMap((a) =>
+          a.placement.kind === 'mmio' ? [{ base: a.placement.base, size: a.placement.size, gsi: a.placement.irq }] : [],
+        ),
+        cpuSignature: machine.cpuSignature(),
+      });
       const boot = loadKernel({
         kernel,
         ...(initrd ? { initrd } : {}),
         cmdline,
         memory: machine.memory,
+        acpiRsdp: firmware.rsdpAddress,
       });
       log('kernel %s loaded by %s, entry 0x%s', valid.kernel, boot.protocol, boot.cpu.rip.toString(16));
       const consoleInput = virtio.consoleInput ?? ((bytes: Uint8Array) => uart.receive(bytes));
@@ -132,13 +142,17 @@ export async function runVm(config: VmConfig): Promise<VmExit> {
 
 /** The documented status for an error raised while building a VM. */
 export function statusForError(error: unknown): number {
-  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError) return EXIT_INVALID_ARGUMENTS;
+  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError || error instanceof FirmwareError) {
+    return EXIT_INVALID_ARGUMENTS;
+  }
   if (error instanceof KvmError && error.kind === 'vcpu-limit') return EXIT_INVALID_ARGUMENTS;
   return EXIT_HOST_ERROR;
 }
 
 export function messageForError(error: unknown): string {
-  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError) return error.message;
+  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError || error instanceof FirmwareError) {
+    return error.message;
+  }
   if (error instanceof KvmError || error instanceof HostCallError) return error.message;
   return `internal error: ${error instanceof Error ? error.message : String(error)}`;
 }

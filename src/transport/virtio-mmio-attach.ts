@@ -23,6 +23,8 @@ export interface AttachedVirtioDevice {
   readonly dataPlane: DataPlaneThread;
   /** Kernel parameter announcing the device (MMIO only). */
   readonly cmdline?: string;
+  /** Where the firmware tables must describe it. */
+  readonly placement: { readonly kind: 'mmio'; readonly base: number; readonly size: number; readonly irq: number } | { readonly kind: 'pci'; readonly slot: number; readonly irq: number };
 }
 
 export function attachVirtioMmio(
@@ -75,5 +77,6 @@ export function attachVirtioMmio(
     state,
     dataPlane,
     cmdline: `virtio_mmio.device=${VIRTIO_MMIO_SIZE / 1024}K@0x${slot.base.toString(16)}:${slot.irq}`,
+    placement: { kind: 'mmio', base: slot.base, size: VIRTIO_MMIO_SIZE, irq: slot.irq },
   };
 }

@@ -3,7 +3,7 @@
  * APIC id and a topology of one thread per core in one package, minus (or
  * plus) features named as in /proc/cpuinfo.
  */
-import { CPUID_ENTRY, SIZEOF_KVM_CPUID2, SIZEOF_KVM_CPUID_ENTRY2 } from './kvm-abi.js';
+import { CPUID_ENTRY, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, SIZEOF_KVM_CPUID2, SIZEOF_KVM_CPUID_ENTRY2 } from './kvm-abi.js';
 
 export type CpuidErrorKind = 'unknown-feature' | 'unsupported-feature' | 'bad-syntax';
 
@@ -109,9 +109,9 @@ export function mergeFeatureEdits(...edits: CpuFeatureEdits[]): CpuFeatureEdits 
 
 /** A mutable copy of kvm_cpuid_entry2 records. */
 export class CpuidTable {
-  private readonly view: DataView;
+  private view: DataView;
 
-  constructor(readonly entries: Uint8Array) {
+  constructor(public entries: Uint8Array) {
     this.view = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
   }
 
@@ -146,6 +146,29 @@ export class CpuidTable {
   set(leaf: number, subleaf: number, register: Register, value: number): void {
     const o = this.find(leaf, subleaf);
     if (o >= 0) this.view.setUint32(o + CPUID_ENTRY[register], value >>> 0, true);
+  }
+
+  /** Sets every register of an indexed leaf/subleaf entry, adding the entry if KVM did not list it. */
+  put(leaf: number, subleaf: number, values: Record<Register, number>): void {
+    if (!this.has(leaf, subleaf) || !this.isIndexed(leaf)) this.append(leaf, subleaf);
+    for (const register of ['eax', 'ebx', 'ecx', 'edx'] as const) this.set(leaf, subleaf, register, values[register]);
+  }
+
+  private isIndexed(leaf: number): boolean {
+    const o = this.find(leaf, 0);
+    return o >= 0 && (this.view.getUint32(o + CPUID_ENTRY.flags, true) & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) !== 0;
+  }
+
+  private append(leaf: number, subleaf: number): void {
+    const bytes = new Uint8Array(this.entries.length + SIZEOF_KVM_CPUID_ENTRY2);
+    bytes.set(this.entries);
+    const v = new DataView(bytes.buffer);
+    const o = this.entries.length;
+    v.setUint32(o + CPUID_ENTRY.function, leaf, true);
+    v.setUint32(o + CPUID_ENTRY.index, subleaf, true);
+    v.setUint32(o + CPUID_ENTRY.flags, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, true);
+    this.entries = bytes;
+    this.view = v;
   }
 
   update(leaf: number, subleaf: number, register: Register, fn: (value: number) => number): void {
@@ -191,6 +214,9 @@ export class CpuidTable {
   }
 }
 
+const X2APIC_LEVEL_SMT = 1;
+const X2APIC_LEVEL_CORE = 2;
+
 function bitsFor(count: number): number {
   return count <= 1 ? 0 : Math.ceil(Math.log2(count));
 }
@@ -209,21 +235,11 @@ export function vcpuCpuid(base: CpuidTable, apicId: number, vcpuCount: number): 
     // EAX[31:26]: cores per package - 1; EAX[25:14]: threads sharing the cache - 1 (one per core).
     table.update(LEAF_CACHE_PARAMS, sub, 'eax', (v) => (v & 0x3fff) | ((vcpuCount - 1) << 26));
   }
-  for (const sub of table.subleaves(LEAF_EXT_TOPOLOGY)) {
-    if (sub === 0) {
-      table.set(LEAF_EXT_TOPOLOGY, 0, 'eax', 0); // SMT level: no shift, one thread
-      table.set(LEAF_EXT_TOPOLOGY, 0, 'ebx', 1);
-      table.set(LEAF_EXT_TOPOLOGY, 0, 'ecx', (1 << 8) | 0);
-    } else if (sub === 1) {
-      table.set(LEAF_EXT_TOPOLOGY, 1, 'eax', coreBits);
-      table.set(LEAF_EXT_TOPOLOGY, 1, 'ebx', vcpuCount);
-      table.set(LEAF_EXT_TOPOLOGY, 1, 'ecx', (2 << 8) | 1);
-    } else {
-      table.set(LEAF_EXT_TOPOLOGY, sub, 'eax', 0);
-      table.set(LEAF_EXT_TOPOLOGY, sub, 'ebx', 0);
-      table.set(LEAF_EXT_TOPOLOGY, sub, 'ecx', sub);
-    }
-    table.set(LEAF_EXT_TOPOLOGY, sub, 'edx', apicId);
+  if (table.has(LEAF_EXT_TOPOLOGY)) {
+    // KVM lists only subleaf 0; Linux needs the core level too, or every vCPU looks like its own package.
+    table.put(LEAF_EXT_TOPOLOGY, 0, { eax: 0, ebx: 1, ecx: (X2APIC_LEVEL_SMT << 8) | 0, edx: apicId });
+    table.put(LEAF_EXT_TOPOLOGY, 1, { eax: coreBits, ebx: vcpuCount, ecx: (X2APIC_LEVEL_CORE << 8) | 1, edx: apicId });
+    table.put(LEAF_EXT_TOPOLOGY, 2, { eax: 0, ebx: 0, ecx: 2, edx: apicId });
   }
   table.update(LEAF_AMD_SIZES, 0, 'ecx', (v) => (v & ~0xf0ff) | (coreBits << 12) | (vcpuCount - 1));
   if (table.has(LEAF_AMD_TOPOLOGY)) {

@@ -116,6 +116,12 @@ export class Machine {
     return vcpuCpuid(this.cpuidBase, index, this.vcpus.length);
   }
 
+  /** CPUID leaf 1 EAX/EDX (family/model/stepping and feature flags), for the MP table's processor entries. */
+  cpuSignature(): { eax: number; edx: number } {
+    const table = this.cpuidFor(0);
+    return { eax: table.get(1, 0, 'eax'), edx: table.get(1, 0, 'edx') };
+  }
+
   /** Lets a quirk layer or a config adjust the common CPUID table before start. */
   editCpuid(fn: (table: CpuidTable) => void): void {
     fn(this.cpuidBase);

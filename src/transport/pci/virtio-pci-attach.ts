@@ -106,7 +106,7 @@ export function attachVirtioPci(
     kickFds,
     interrupt: { lineFd, resampleFd, vectorFds },
   });
-  return { state, dataPlane };
+  return { state, dataPlane, placement: { kind: 'pci', slot, irq: wiring.irq } };
 }
 
 export interface VirtioPciConfigLayout {
