@@ -5,10 +5,10 @@
  * output fd. The THRE interrupt follows the 16550: pending after each
  * transmit and when ETBEI is turned on, cleared by reading IIR or writing THR.
  */
-import { writeSync } from 'node:fs';
 import type { BusDevice } from '../vmm/bus.js';
 import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
 import { SharedLock } from '../vmm/shared-lock.js';
+import { writeFully } from '../vmm/libc.js';
 
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;
@@ -251,17 +251,14 @@ class Uart8250 implements BusDevice {
 
 export const createUart8250: DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => {
   const options = spec.options as UartOptions;
-  const byte = Buffer.alloc(1);
+  const byte = new Uint8Array(1);
   const registers = new UartRegisters(
     spec.shared!,
     (level) => context.setIrq(options.irq, level),
     (value) => {
       byte[0] = value;
-      try {
-        writeSync(options.outputFd, byte);
-      } catch {
-        // A closed console (EPIPE) must not stop the guest.
-      }
+      // Waits while the console is full; a closed console (EPIPE) does not stop the guest.
+      writeFully(options.outputFd, byte);
     },
   );
   return new Uart8250(registers);

@@ -99,6 +99,7 @@ const cEpollWait = lib.func('int epoll_wait(int epfd, void *events, int maxevent
 ) => number;
 const cPipe2 = lib.func('int pipe2(int *fds, int flags)') as (fds: Int32Array, flags: number) => number;
 const cFcntl = lib.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
+const cPoll = lib.func('int poll(void *fds, uint64_t nfds, int timeout)') as (fds: Uint8Array, n: number, timeout: number) => number;
 const cGettid = lib.func('int gettid(void)') as () => number;
 const cGetpid = lib.func('int getpid(void)') as () => number;
 const cTgkill = lib.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number;
@@ -294,6 +295,38 @@ export function drainEventfd(fd: number): number {
   return r === 8 ? Number(new DataView(eventfdValue.buffer).getBigUint64(0, true)) : 0;
 }
 
+const POLLOUT = 0x004;
+const EAGAIN = 11;
+const pollfd = new Uint8Array(8);
+
+/**
+ * Writes all of `data` to fd, waiting while the fd is full. Console output
+ * must not be dropped when the reader is slow: stdout may be a non-blocking
+ * pipe (Node makes its own stdio pipes non-blocking). Returns false when the
+ * fd is gone (EPIPE, EBADF): the guest goes on without a console.
+ */
+export function writeFully(fd: number, data: Uint8Array): boolean {
+  let done = 0;
+  while (done < data.length) {
+    const chunk = done === 0 ? data : data.subarray(done);
+    const r = retryInterrupted(() => cWrite(fd, chunk, chunk.length));
+    if (r > 0) {
+      done += r;
+      continue;
+    }
+    if (r < 0 && koffi.errno() === EAGAIN) {
+      const v = new DataView(pollfd.buffer);
+      v.setInt32(0, fd, true);
+      v.setInt16(4, POLLOUT, true);
+      v.setInt16(6, 0, true);
+      retryInterrupted(() => cPoll(pollfd, 1, -1));
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
 export function gettid(): number {
   return cGettid();
 }
@@ -472,4 +505,99 @@ export function directIoAlignment(fd: number): { memory: number; offset: number 
   const memory = v.getUint32(STATX_DIO_MEM_ALIGN, true);
   const offset = v.getUint32(STATX_DIO_OFFSET_ALIGN, true);
   return memory > 0 && offset > 0 ? { memory, offset } : undefined;
+}
+
+// Network: vectored I/O on a TAP fd (iovec arrays at host addresses, like preadv above) and
+// setns(2) for tools and tests that work inside a network namespace.
+
+const cReadv = lib.func('int64_t readv(int fd, uint64_t iov, int iovcnt)') as (fd: number, iov: number, count: number) => number;
+const cWritev = lib.func('int64_t writev(int fd, uint64_t iov, int iovcnt)') as (fd: number, iov: number, count: number) => number;
+const cSetns = lib.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
+
+export const CLONE_NEWNET = 0x40000000;
+
+/** readv(2) into the iovec array at host address `iov`; bytes read or -errno (EINTR retried). */
+export function readv(fd: number, iov: number, count: number): number {
+  const r = retryInterrupted(() => cReadv(fd, iov, count));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** writev(2) from the iovec array at host address `iov`; bytes written or -errno (EINTR retried). */
+export function writev(fd: number, iov: number, count: number): number {
+  const r = retryInterrupted(() => cWritev(fd, iov, count));
+  return r < 0 ? -koffi.errno() : r;
+}
+
+/** Moves the calling thread (only) into the namespace `fd` refers to; throws on failure. */
+export function setns(fd: number, nstype: number): void {
+  check('setns', cSetns(fd, nstype));
+}
+
+const cIfNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)') as (name: string) => number;
+
+/** The index of a network interface in the calling thread's network namespace, or 0 when there is none. */
+export function interfaceIndex(name: string): number {
+  return cIfNameToIndex(name);
+}
+
+const SYS_CACHESTAT = 451;
+const cSyscallCachestat = lib.func('long syscall(long number, long fd, void *range, void *stat, long flags)') as (
+  n: number,
+  fd: number,
+  range: Uint8Array,
+  stat: Uint8Array,
+  flags: number,
+) => number;
+
+export interface PageCacheState {
+  readonly cached: number;
+  readonly dirty: number;
+  readonly writeback: number;
+}
+
+/** cachestat(2) (Linux 6.5+): page-cache pages of a file range, how many dirty or under writeback; undefined if unsupported. */
+export function pageCacheState(fd: number, offset: number, length: number): PageCacheState | undefined {
+  const range = new Uint8Array(16);
+  const rv = new DataView(range.buffer);
+  rv.setBigUint64(0, BigInt(offset), true);
+  rv.setBigUint64(8, BigInt(length), true);
+  const stat = new Uint8Array(40);
+  if (cSyscallCachestat(SYS_CACHESTAT, fd, range, stat, 0) < 0) return undefined;
+  const sv = new DataView(stat.buffer);
+  return { cached: Number(sv.getBigUint64(0, true)), dirty: Number(sv.getBigUint64(8, true)), writeback: Number(sv.getBigUint64(16, true)) };
+}
+
+const cSocket = lib.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number;
+const cBind = lib.func('int bind(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
+const cSetsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as (
+  fd: number,
+  level: number,
+  name: number,
+  value: Uint8Array,
+  length: number,
+) => number;
+
+export const SOCK_CLOEXEC = 0o2000000;
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check('socket', cSocket(domain, type | SOCK_CLOEXEC, protocol));
+}
+
+/** bind(2) to a raw sockaddr. */
+export function bind(fd: number, address: Uint8Array): void {
+  check('bind', cBind(fd, address, address.length));
+}
+
+/** setsockopt(2) with an int value. */
+export function setSocketOption(fd: number, level: number, name: number, value: number): void {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setInt32(0, value, true);
+  check('setsockopt', cSetsockopt(fd, level, name, bytes, 4));
+}
+
+const cConnect = lib.func('int connect(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
+
+/** connect(2) to a raw sockaddr. */
+export function connect(fd: number, address: Uint8Array): void {
+  check('connect', cConnect(fd, address, address.length));
 }

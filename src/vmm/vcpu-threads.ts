@@ -45,6 +45,8 @@ export class VcpuThread {
 
   /** Ends a thread that never started running a vCPU (tracked, so an exiting process can wait for it). */
   terminate(): Promise<void> {
+    // A prewarmed thread is unref'd; waiting on it must keep the process alive.
+    this.worker.ref();
     const done = this.settled.then(() => this.worker.terminate()).then(() => undefined);
     pendingTerminations.add(done);
     void done.finally(() => pendingTerminations.delete(done));

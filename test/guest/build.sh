@@ -67,7 +67,11 @@ trap 'rm -rf "$tmp"' EXIT
 "$CC" "${CFLAGS[@]}" -c "$here/main.c" -o "$tmp/main.o"
 # The virtio drivers are setup code whose time goes into VM exits: optimise
 # them for size.
-"$CC" "${CFLAGS[@]}" -Os -c "$here/virtio.c" -o "$tmp/virtio.o"
+virtio=()
+for f in virtio virtio-blk virtio-net; do
+	"$CC" "${CFLAGS[@]}" -Os -c "$here/$f.c" -o "$tmp/$f.o"
+	virtio+=("$tmp/$f.o")
+done
 "$CC" "${ASFLAGS[@]}" -c "$here/entry.S" -o "$tmp/entry.o"
 "$CC" "${ASFLAGS[@]}" -c "$here/pvh-note.S" -o "$tmp/pvh-note.o"
 
@@ -75,9 +79,9 @@ trap 'rm -rf "$tmp"' EXIT
 "$CC" -E -P -x c "$here/guest.ld.S" -o "$tmp/linux64.ld"
 
 "$LD" "${LDFLAGS[@]}" -T "$tmp/pvh.ld" -o "$tmp/test-guest.elf" \
-	"$tmp/entry.o" "$tmp/main.o" "$tmp/virtio.o" "$tmp/pvh-note.o"
+	"$tmp/entry.o" "$tmp/main.o" "${virtio[@]}" "$tmp/pvh-note.o"
 "$LD" "${LDFLAGS[@]}" -T "$tmp/linux64.ld" -o "$tmp/test-guest-elf64.elf" \
-	"$tmp/entry.o" "$tmp/main.o" "$tmp/virtio.o"
+	"$tmp/entry.o" "$tmp/main.o" "${virtio[@]}"
 
 # The protected-mode part of the bzImage: the loadable image as flat binary.
 "$OBJCOPY" -O binary "$tmp/test-guest-elf64.elf" "$tmp/pm.bin"

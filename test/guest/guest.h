@@ -1,5 +1,5 @@
 /*
- * kvm test guest: what main.c and virtio.c share (freestanding, no libc).
+ * kvm test guest: what main.c and the virtio files share (freestanding, no libc).
  * Every symbol is hidden so that all references stay RIP-relative.
  */
 #ifndef GUEST_H
@@ -119,13 +119,16 @@ int value_is(const char *v, u32 len, const char *s);
 u64 param_u64(const char *key, u64 dflt);
 const char *next_word(u32 *pos, u32 *len); /* NULL after the last word */
 
+/* Is [base, base + len) inside one RAM (type 1) entry of the memory map? */
+int ram_contains(u64 base, u64 len);
+
 /* The IDT (vectors 0..47): a 64-bit interrupt gate to handler. */
 void set_gate(int vec, const char *handler);
 void load_idt(void);
 
 /* ------------------------------------------------------- in virtio.c */
 
-void test_virtio(u32 type);        /* 3 = console, 4 = rng */
+void test_virtio(u32 type);        /* 1 = net, 2 = block, 3 = console, 4 = rng */
 void irq_handler(u32 vector);      /* vectors 32..47, from exception_handler */
 
 /* ------------------------------------------------------- in entry.S */

@@ -112,6 +112,7 @@ void debug_exit(u8 value)
 /* --------------------------------------------------------- boot info */
 
 static u32 boot_type;
+static u64 boot_info; /* hvm_start_info or boot_params */
 static u64 map_limit;
 static const char *cmdline; /* NUL-terminated, or NULL */
 static u32 cmdline_len;
@@ -365,45 +366,61 @@ static void test_string_pio(void)
 	debug_exit(0);
 }
 
-static void print_mem(u64 base, u64 size, u32 type, u64 *total)
+/* The memory map (PVH memmap or boot_params e820 table): returns the number
+ * of entries and, if i is below it, entry i. */
+static u32 memmap_entry(u32 i, u64 *base, u64 *size, u32 *type)
 {
-	puts("mem: base=");
-	put_hex(base);
-	puts(" size=");
-	put_hex(size);
-	puts(" type=");
-	put_dec(type);
-	putc('\n');
-	if (type == 1)
-		*total += size;
-}
-
-static void test_memmap(u64 info)
-{
-	u64 total = 0;
-	u32 i, n;
+	u64 info = boot_info, e, map = 0;
+	u32 n = 0;
 
 	if (boot_type == BOOT_PVH) {
-		u64 map = 0;
-		n = 0;
 		if (mapped(info, 56) && rd32(info) == HVM_START_MAGIC && rd32(info + 4) >= 1) {
 			map = rd64(info + 40);
 			n = rd32(info + 48);
 		}
 		if (!mapped(map, (u64)n * 24))
 			n = 0;
-		for (i = 0; i < n; i++) {
-			u64 e = map + (u64)i * 24;
-			print_mem(rd64(e), rd64(e + 8), rd32(e + 16), &total);
-		}
+		e = map + (u64)i * 24;
 	} else {
 		n = mapped(info, 4096) ? rd8(info + 0x1e8) : 0;
 		if (n > 128)
 			n = 128;
-		for (i = 0; i < n; i++) {
-			u64 e = info + 0x2d0 + (u64)i * 20;
-			print_mem(rd64(e), rd64(e + 8), rd32(e + 16), &total);
-		}
+		e = info + 0x2d0 + (u64)i * 20;
+	}
+	if (i < n) {
+		*base = rd64(e);
+		*size = rd64(e + 8);
+		*type = rd32(e + 16);
+	}
+	return n;
+}
+
+int ram_contains(u64 base, u64 len)
+{
+	u64 b = 0, sz = 0;
+	u32 i, t = 0;
+
+	for (i = 0; i < memmap_entry(i, &b, &sz, &t); i++)
+		if (t == 1 && base >= b && base - b <= sz && len <= sz - (base - b))
+			return 1;
+	return 0;
+}
+
+static void test_memmap(void)
+{
+	u64 total = 0, base = 0, size = 0;
+	u32 i, n, type = 0;
+
+	for (i = 0; i < (n = memmap_entry(i, &base, &size, &type)); i++) {
+		puts("mem: base=");
+		put_hex(base);
+		puts(" size=");
+		put_hex(size);
+		puts(" type=");
+		put_dec(type);
+		putc('\n');
+		if (type == 1)
+			total += size;
 	}
 	if (n == 0)
 		puts("mem: no memory map\n");
@@ -474,6 +491,7 @@ void guest_main(u32 boot, u64 info, u64 limit)
 	u32 tlen = 0;
 
 	boot_type = boot;
+	boot_info = info;
 	map_limit = limit;
 	find_cmdline(info);
 	t = param("test", &tlen);
@@ -508,7 +526,7 @@ void guest_main(u32 boot, u64 info, u64 limit)
 	} else if (value_is(t, tlen, "string-pio")) {
 		test_string_pio();
 	} else if (value_is(t, tlen, "memmap")) {
-		test_memmap(info);
+		test_memmap();
 	} else if (value_is(t, tlen, "cmos")) {
 		test_cmos();
 	} else if (value_is(t, tlen, "int3")) {
@@ -519,6 +537,10 @@ void guest_main(u32 boot, u64 info, u64 limit)
 		test_virtio(4);
 	} else if (value_is(t, tlen, "virtio-console")) {
 		test_virtio(3);
+	} else if (value_is(t, tlen, "virtio-blk")) {
+		test_virtio(2);
+	} else if (value_is(t, tlen, "virtio-net")) {
+		test_virtio(1);
 	} else if (value_is(t, tlen, "halt")) {
 		/* Interrupts off and halted for good: the VMM ends the run with 0. */
 		puts("halt: halting\n");

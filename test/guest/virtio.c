@@ -1,18 +1,22 @@
 /*
  * kvm test guest: minimal virtio 1.2 drivers (modern devices only, split
- * virtqueues) for test=virtio-rng and test=virtio-console.
+ * virtqueues): the transports, interrupts and virtqueues, and
+ * test=virtio-rng and test=virtio-console (virtio-blk.c and virtio-net.c
+ * have the block and network tests).
  *
  * Transports: virtio-pci (configuration mechanism #1, bus 0, function 0 of
  * devices 0..31, vendor 0x1af4, device 0x1040 + type) and virtio-mmio
  * version 2 (announced by "virtio_mmio.device=<size>@<base>:<irq>" words on
  * the command line). Completion: MSI-X (PCI), INTx through the IOAPIC, or
- * polling the used ring. Rings and buffers live in .bss (identity mapped,
- * so guest-virtual = guest-physical). See README.md for the protocol.
+ * polling the used ring. Rings live in .noinit, the rng and console
+ * buffers in .bss, the block and network buffers in RAM above the image
+ * (all identity mapped, so guest-virtual = guest-physical). See README.md
+ * for the protocol.
  *
  * Single device, single CPU, no allocation; every failure prints
  * "<test>: FAILED <why>" and exits with debug-exit value 1.
  */
-#include "guest.h"
+#include "virtio.h"
 
 /* Device status (2.1) */
 #define S_ACKNOWLEDGE 0x01
@@ -22,7 +26,6 @@
 #define S_NEEDS_RESET 0x40
 #define S_FAILED 0x80
 
-#define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY 1
 
@@ -44,6 +47,7 @@
 #define CC_MSIX 0x10
 #define CC_NUMQ 0x12
 #define CC_STATUS 0x14
+#define CC_CFG_GEN 0x15
 #define CC_Q_SELECT 0x16
 #define CC_Q_SIZE 0x18
 #define CC_Q_MSIX 0x1a
@@ -70,6 +74,8 @@
 #define MM_INT_STATUS 0x060
 #define MM_INT_ACK 0x064
 #define MM_STATUS 0x070
+#define MM_CFG_GEN 0x0fc
+#define MM_CONFIG 0x100
 #define MM_Q_DESC 0x080
 #define MM_Q_DRIVER 0x090
 #define MM_Q_DEVICE 0x0a0
@@ -98,15 +104,12 @@
 #define VEC_TIMER 0x2e
 #define VEC_SPURIOUS 0x2f
 
-#define QMAX 8 /* largest queue size used */
-#define NQ_MAX 2
-
-enum { IRQ_POLL, IRQ_MSIX, IRQ_INTX };
+#define QSMALL 8 /* rng and console: largest queue size */
 
 /* ------------------------------------------------------------- state */
 
-static const char *tname; /* "virtio-rng" or "virtio-console" */
-static u32 irq_mode;
+const char *tname; /* "virtio-rng", "virtio-console", "virtio-blk", "virtio-net" */
+u32 irq_mode;
 static int is_pci;
 static int dev_live; /* set once we reset the device: on failure, set FAILED */
 static u32 nq;       /* queues in use */
@@ -115,6 +118,7 @@ static u32 timeout_ms;
 static u32 pci_dev;                 /* device number on bus 0 */
 static u64 common, notify_base, isr_addr; /* PCI structure addresses */
 static u32 notify_mult, notify_len;
+static u64 devcfg, devcfg_len; /* device-specific configuration */
 static u64 mmio_base;
 static u32 gsi; /* INTx: IOAPIC input */
 static u32 apic_id;
@@ -123,60 +127,21 @@ static u32 qentry[NQ_MAX]; /* MSI-X table entry per queue */
 static volatile u32 queue_irqs[NQ_MAX]; /* interrupts that may signal queue q */
 static volatile u32 config_irqs, isr_zero_irqs, spurious_irqs, other_irqs, timer_fired;
 
-struct vring_desc {
-	u64 addr;
-	u32 len;
-	u16 flags;
-	u16 next;
-};
-
-struct vring_avail { /* alignment 2 */
-	u16 flags;
-	u16 idx;
-	u16 ring[QMAX];
-	u16 used_event;
-};
-
-struct vring_used { /* alignment 4 */
-	u16 flags;
-	u16 idx;
-	struct {
-		u32 id;
-		u32 len;
-	} ring[QMAX];
-	u16 avail_event;
-};
-
-struct vq_mem { /* one split virtqueue: descriptor table aligned 16 */
-	struct vring_desc desc[QMAX];
-	struct vring_avail avail;
-	struct vring_used used;
-} __attribute__((aligned(16)));
-
-struct vq {
-	volatile struct vq_mem *m;
-	u64 notify; /* notification address */
-	u16 q, size;
-	u16 next_avail; /* shadow of avail.idx */
-	u16 last_used;  /* used elements consumed */
-	u32 busy;       /* descriptors in flight (bit mask) */
-	u32 irq_seen;   /* queue_irqs[q] when we last returned from a wait */
-	u32 suppressed; /* notifications skipped for VIRTQ_USED_F_NO_NOTIFY */
-};
-
-static struct vq_mem vqmem[NQ_MAX];
-static struct vq vqs[NQ_MAX];
+/* Not zeroed by the entry code (that costs ~1 us per 8 bytes on a nested
+ * host): vq_setup initialises what it uses. */
+static struct vq_mem vqmem[NQ_MAX] __attribute__((section(".noinit")));
+struct vq vqs[NQ_MAX] __attribute__((section(".noinit")));
 static u32 config_seen;
 
-static u8 rng_buf[QMAX][64];
+static u8 rng_buf[QSMALL][64];
 #define RX_BUFS 4
 #define RX_LEN 16
 static u8 rx_buf[RX_BUFS][RX_LEN];
-static u8 tx_buf[QMAX][64];
+static u8 tx_buf[64];
 
 /* ----------------------------------------------------------- output */
 
-static void say(const char *s)
+void say(const char *s)
 {
 	puts("virtio: ");
 	puts(s);
@@ -193,13 +158,13 @@ static void put_type(u32 t)
 static u8 status_read(void);
 static void status_write(u8 s);
 
-static void fail_start(void)
+void fail_start(void)
 {
 	puts(tname);
 	puts(": FAILED ");
 }
 
-static __attribute__((noreturn)) void fail_end(void)
+__attribute__((noreturn)) void fail_end(void)
 {
 	putc('\n');
 	if (dev_live)
@@ -207,14 +172,14 @@ static __attribute__((noreturn)) void fail_end(void)
 	debug_exit(1);
 }
 
-static __attribute__((noreturn)) void fail(const char *why)
+__attribute__((noreturn)) void fail(const char *why)
 {
 	fail_start();
 	puts(why);
 	fail_end();
 }
 
-static __attribute__((noreturn)) void fail_x(const char *why, u64 v)
+__attribute__((noreturn)) void fail_x(const char *why, u64 v)
 {
 	fail_start();
 	puts(why);
@@ -295,7 +260,7 @@ static void features_write(u32 sel, u32 v)
 	}
 }
 
-static void check_status(const char *when)
+void check_status(const char *when)
 {
 	u8 s = status_read();
 
@@ -480,6 +445,10 @@ static void pci_setup(void)
 	notify_len = clen[CAP_NOTIFY];
 	if (have & 1u << CAP_ISR)
 		isr_addr = bar_addr[cbar[CAP_ISR]] + coff[CAP_ISR];
+	if (have & 1u << CAP_DEVICE) {
+		devcfg = bar_addr[cbar[CAP_DEVICE]] + coff[CAP_DEVICE];
+		devcfg_len = clen[CAP_DEVICE];
+	}
 
 	if (irq_mode == IRQ_MSIX) {
 		u64 tbl = bar_addr[mbir] + moff;
@@ -604,6 +573,8 @@ static int mmio_find(u32 type)
 		if (id == type && !found) {
 			found = 1;
 			mmio_base = base;
+			devcfg = base + MM_CONFIG;
+			devcfg_len = size - MM_CONFIG;
 			gsi = (u32)irq;
 		}
 	}
@@ -710,6 +681,55 @@ static int key_is(const char *key, const char *a, const char *b, int dflt_a)
 	fail_end();
 }
 
+u64 key_num(const char *key, u64 dflt, u64 lo, u64 hi, int sizes)
+{
+	u32 len, k = 0, base = 10;
+	u64 n = 0;
+	const char *v = param(key, &len);
+
+	if (!v)
+		return dflt;
+	if (len > 2 && v[0] == '0' && (v[1] | 0x20) == 'x') {
+		base = 16;
+		k = 2;
+	}
+	if (k == len)
+		goto bad;
+	for (; k < len; k++) {
+		char c = (char)(v[k] | 0x20);
+		u32 d;
+		if (v[k] >= '0' && v[k] <= '9')
+			d = (u32)(v[k] - '0');
+		else if (base == 16 && c >= 'a' && c <= 'f')
+			d = (u32)(c - 'a' + 10);
+		else
+			break;
+		if (n >> 56)
+			goto bad;
+		n = n * base + d;
+	}
+	if (sizes && k + 1 == len) {
+		char c = (char)(v[k] | 0x20);
+		u32 sh = c == 'k' ? 10 : c == 'm' ? 20 : c == 'g' ? 30 : 0;
+		if (sh && !(n >> (63 - sh))) {
+			n <<= sh;
+			k++;
+		}
+	}
+	if (k == len && n >= lo && n <= hi)
+		return n;
+bad:
+	fail_start();
+	puts("bad ");
+	puts(key);
+	puts("= (want ");
+	put_dec(lo);
+	puts("..");
+	put_dec(hi);
+	putc(')');
+	fail_end();
+}
+
 /* Routes GSI 'gsi' to VEC_INTX on our APIC. */
 static void intx_init(void)
 {
@@ -755,6 +775,9 @@ static void vq_setup(u32 q, u32 want)
 
 	vq->m = m;
 	vq->q = (u16)q;
+	vq->next_avail = vq->last_used = 0;
+	vq->irq_seen = queue_irqs[q];
+	vq->suppressed = 0;
 	if (is_pci) {
 		mmio_wr16(common + CC_Q_SELECT, (u16)q);
 		max = mmio_rd16(common + CC_Q_SIZE);
@@ -769,8 +792,17 @@ static void vq_setup(u32 q, u32 want)
 	while (size > max)
 		size >>= 1;
 	vq->size = (u16)size;
-	if (irq_mode == IRQ_POLL)
-		m->avail.flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	/* descriptor d is free[size - 1 - d]: the first taken is 0 */
+	for (vq->nfree = 0; vq->nfree < size; vq->nfree++) {
+		vq->free[vq->nfree] = (u16)(size - 1 - vq->nfree);
+		vq->chain[vq->nfree] = 0;
+	}
+	/* the ring memory is not zeroed: initialise what is read before it is
+	 * written (the device writes used elements before it moves used.idx) */
+	m->avail.flags = irq_mode == IRQ_POLL ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0;
+	m->avail.idx = 0;
+	m->used.flags = 0;
+	m->used.idx = 0;
 	if (is_pci) {
 		u32 noff;
 		mmio_wr16(common + CC_Q_SIZE, (u16)size);
@@ -816,33 +848,46 @@ static void vq_setup(u32 q, u32 want)
 	putc('\n');
 }
 
-static u32 vq_alloc(struct vq *vq)
-{
-	u32 d;
-
-	for (d = 0; d < vq->size && (vq->busy >> d & 1); d++)
-		;
-	if (d == vq->size)
-		fail("no free descriptor");
-	return d;
-}
-
-/* Makes descriptor d = (buf, len, flags) available (no notification). */
-static void vq_post(struct vq *vq, u32 d, void *buf, u32 len, u16 flags)
+/* Makes the chain s[0..n) available (no notification); returns its head. */
+u32 vq_add(struct vq *vq, const struct vseg *s, u32 n)
 {
 	volatile struct vq_mem *m = vq->m;
+	u32 head, d, next, i;
 
-	vq->busy |= 1u << d;
-	m->desc[d].addr = (u64)buf;
-	m->desc[d].len = len;
-	m->desc[d].flags = flags;
-	m->desc[d].next = 0;
-	m->avail.ring[vq->next_avail & (vq->size - 1)] = (u16)d;
+	if (n > vq->nfree)
+		fail_x("no free descriptors for a chain of ", n);
+	head = d = vq->free[--vq->nfree];
+	for (i = 0;; i++) {
+		m->desc[d].addr = (u64)s[i].addr;
+		m->desc[d].len = s[i].len;
+		if (i + 1 == n) {
+			m->desc[d].flags = s[i].flags;
+			m->desc[d].next = 0;
+			break;
+		}
+		next = vq->free[--vq->nfree];
+		m->desc[d].flags = s[i].flags | VIRTQ_DESC_F_NEXT;
+		m->desc[d].next = (u16)next;
+		d = next;
+	}
+	vq->chain[head] = (u8)n;
+	m->avail.ring[vq->next_avail & (vq->size - 1)] = (u16)head;
 	barrier(); /* ring entry before idx (x86 keeps stores in order) */
 	m->avail.idx = ++vq->next_avail;
+	return head;
 }
 
-static void vq_kick(struct vq *vq)
+u32 vq_add1(struct vq *vq, const void *buf, u32 len, u16 flags)
+{
+	struct vseg sg;
+
+	sg.addr = buf;
+	sg.len = len;
+	sg.flags = flags;
+	return vq_add(vq, &sg, 1);
+}
+
+void vq_kick(struct vq *vq)
 {
 	mfence(); /* avail.idx store before the used.flags load */
 	if (vq->m->used.flags & VIRTQ_USED_F_NO_NOTIFY) {
@@ -855,13 +900,13 @@ static void vq_kick(struct vq *vq)
 		mmio_wr32(vq->notify, vq->q);
 }
 
-/* Takes the next used element: returns its descriptor id (and *len), or
- * -1 if there is none. */
-static int vq_get(struct vq *vq, u32 *len)
+/* Takes the next used element: returns its head descriptor id (and *len),
+ * or -1 if there is none; the chain's descriptors are free again. */
+int vq_get(struct vq *vq, u32 *len)
 {
 	volatile struct vq_mem *m = vq->m;
 	u16 idx = m->used.idx;
-	u32 id;
+	u32 id, n, d;
 
 	if (idx == vq->last_used)
 		return -1;
@@ -871,9 +916,12 @@ static int vq_get(struct vq *vq, u32 *len)
 	id = m->used.ring[vq->last_used & (vq->size - 1)].id;
 	*len = m->used.ring[vq->last_used & (vq->size - 1)].len;
 	vq->last_used++;
-	if (id >= vq->size || !(vq->busy >> id & 1))
+	if (id >= vq->size || !vq->chain[id])
 		fail_x("used element names a descriptor that is not in flight: id ", id);
-	vq->busy &= ~(1u << id);
+	n = vq->chain[id];
+	vq->chain[id] = 0;
+	for (d = id; n--; d = m->desc[d].next & (vq->size - 1u))
+		vq->free[vq->nfree++] = (u16)d;
 	return (int)id;
 }
 
@@ -882,7 +930,7 @@ static int vq_get(struct vq *vq, u32 *len)
  * polls); the interrupt modes "sti; hlt" until the handler saw an
  * interrupt for this queue and used.idx moved, with the LAPIC timer as a
  * watchdog. The caller then takes every used element (vq_get). */
-static void vq_wait(struct vq *vq, const char *what)
+void vq_wait(struct vq *vq, const char *what)
 {
 	volatile struct vq_mem *m = vq->m;
 	u32 i;
@@ -948,13 +996,18 @@ static void vq_wait(struct vq *vq, const char *what)
 
 /* ------------------------------------------------------------ device */
 
-static void dev_init(u32 queues)
+u32 dev_init(u32 queues, u32 qdefault, u32 qmax, u32 want)
 {
-	u32 lo, hi, q, i, want = (u32)param_u64("qsize", QMAX);
+	u32 lo, hi, q, i, qsize = (u32)key_num("qsize", qdefault, 1, qmax, 0);
 	u8 s;
 
-	if (!want || want > QMAX || (want & (want - 1)))
-		fail("bad qsize= (want 1, 2, 4 or 8)");
+	if (qsize & (qsize - 1)) {
+		fail_start();
+		puts("bad qsize= (want a power of two up to ");
+		put_dec(qmax);
+		putc(')');
+		fail_end();
+	}
 	nq = queues;
 	status_write(0); /* reset */
 	for (i = 0; i < 1000 && status_read(); i++)
@@ -972,13 +1025,18 @@ static void dev_init(u32 queues)
 	putc('\n');
 	if (!(hi & 1))
 		fail("device does not offer VIRTIO_F_VERSION_1");
-	features_write(0, 0);
-	features_write(1, 1); /* VIRTIO_F_VERSION_1 only */
+	lo &= want;
+	features_write(0, lo);
+	features_write(1, 1); /* VIRTIO_F_VERSION_1 */
 	status_write(S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
 	s = status_read();
-	if (!(s & S_FEATURES_OK))
-		fail_x("device did not keep FEATURES_OK for VERSION_1 only, status ", s);
-	say("driver features 0x100000000, FEATURES_OK\n");
+	say("driver features ");
+	put_hex(1ull << 32 | lo);
+	if (!(s & S_FEATURES_OK)) {
+		putc('\n');
+		fail_x("device did not keep FEATURES_OK, status ", s);
+	}
+	puts(", FEATURES_OK\n");
 	if (is_pci) {
 		u32 n = mmio_rd16(common + CC_NUMQ);
 		if (n < queues)
@@ -992,10 +1050,43 @@ static void dev_init(u32 queues)
 		}
 	}
 	for (q = 0; q < queues; q++)
-		vq_setup(q, want);
+		vq_setup(q, qsize);
 	status_write(S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	check_status("after DRIVER_OK");
 	say("DRIVER_OK\n");
+	return lo;
+}
+
+u32 dev_cfg_rd(u32 off, u32 width)
+{
+	u64 a = devcfg + off;
+
+	if (!devcfg)
+		fail("no device-specific configuration (PCI: no device capability)");
+	if ((u64)off + width > devcfg_len)
+		fail_x("device-specific configuration too short for offset ", off);
+	return width == 1 ? mmio_rd8(a) : width == 2 ? mmio_rd16(a) : mmio_rd32(a);
+}
+
+u32 dev_cfg_gen(void)
+{
+	return is_pci ? mmio_rd8(common + CC_CFG_GEN) : mmio_rd32(mmio_base + MM_CFG_GEN);
+}
+
+extern char _end[]; /* guest.ld.S: the end of the image (.bss, page tables, stack) */
+
+u8 *data_area(u64 len)
+{
+	u64 base = ((u64)_end + 0xffff) & ~0xffffull;
+
+	say("data area ");
+	put_hex(base);
+	puts(" size ");
+	put_hex(len);
+	putc('\n');
+	if (len > 0x40000000ull - base || !ram_contains(base, len))
+		fail("the data area is not RAM below 1 GiB in the memory map");
+	return (u8 *)base;
 }
 
 static void dev_reset_end(void)
@@ -1013,12 +1104,12 @@ static void run_rng(void)
 	u32 r, n = (u32)param_u64("requests", 2);
 
 	for (r = 0; r < n; r++) {
-		u32 d = vq_alloc(vq), len, i, nz = 0;
-		u8 *b = rng_buf[d];
+		u32 d, len, i, nz = 0;
+		u8 *b = rng_buf[r % QSMALL];
 
 		for (i = 0; i < 64; i++)
 			b[i] = 0;
-		vq_post(vq, d, b, 64, VIRTQ_DESC_F_WRITE);
+		d = vq_add1(vq, b, 64, VIRTQ_DESC_F_WRITE);
 		vq_kick(vq);
 		vq_wait(vq, "the entropy buffer");
 		if (vq_get(vq, &len) != (int)d)
@@ -1045,11 +1136,11 @@ static void run_rng(void)
 static u32 console_send(const u8 *s, u32 n)
 {
 	struct vq *tx = &vqs[1];
-	u32 d = vq_alloc(tx), i, len;
+	u32 d, i, len;
 
 	for (i = 0; i < n; i++)
-		tx_buf[d][i] = s[i];
-	vq_post(tx, d, tx_buf[d], n, 0);
+		tx_buf[i] = s[i];
+	d = vq_add1(tx, tx_buf, n, 0);
 	vq_kick(tx);
 	vq_wait(tx, "the transmit buffer");
 	if (vq_get(tx, &len) != (int)d)
@@ -1073,7 +1164,7 @@ static void run_console(void)
 	put_dec(i);
 	puts(")\n");
 	for (i = 0; i < RX_BUFS; i++)
-		vq_post(rx, vq_alloc(rx), rx_buf[i], RX_LEN, VIRTQ_DESC_F_WRITE);
+		vq_add1(rx, rx_buf[i], RX_LEN, VIRTQ_DESC_F_WRITE);
 	vq_kick(rx);
 	while (!done) {
 		u32 len;
@@ -1095,7 +1186,7 @@ static void run_console(void)
 				}
 			}
 			/* the descriptor is free again: post the buffer anew */
-			vq_post(rx, vq_alloc(rx), b, RX_LEN, VIRTQ_DESC_F_WRITE);
+			vq_add1(rx, b, RX_LEN, VIRTQ_DESC_F_WRITE);
 		}
 		puts("virtio-console: received ");
 		put_dec(total);
@@ -1117,7 +1208,8 @@ void test_virtio(u32 type)
 	const char *v;
 	int pci;
 
-	tname = type == 4 ? "virtio-rng" : "virtio-console";
+	tname = type == VIRTIO_ID_RNG ? "virtio-rng" : type == VIRTIO_ID_CONSOLE ? "virtio-console" :
+		type == VIRTIO_ID_BLOCK ? "virtio-blk" : "virtio-net";
 	timeout_ms = (u32)param_u64("timeout", 10000);
 	if (!timeout_ms || timeout_ms > 500000)
 		fail("bad timeout= (want 1..500000 ms)");
@@ -1147,7 +1239,7 @@ void test_virtio(u32 type)
 			fail_end();
 		}
 		is_pci = 1;
-		nq = type == 3 ? 2 : 1;
+		nq = type == VIRTIO_ID_CONSOLE || type == VIRTIO_ID_NET ? 2 : 1;
 		pci_setup();
 		if (irq_mode == IRQ_INTX) {
 			u32 pin = cfg_rd8(0x3d);
@@ -1174,10 +1266,16 @@ void test_virtio(u32 type)
 	}
 	if (irq_mode == IRQ_INTX)
 		intx_init();
-	dev_init(type == 3 ? 2 : 1);
-	if (type == 4)
+	if (type == VIRTIO_ID_RNG) {
+		dev_init(1, QSMALL, QSMALL, 0);
 		run_rng();
-	else
+	} else if (type == VIRTIO_ID_CONSOLE) {
+		dev_init(2, QSMALL, QSMALL, 0);
 		run_console();
+	} else if (type == VIRTIO_ID_BLOCK) {
+		run_blk();
+	} else {
+		run_net();
+	}
 	dev_reset_end();
 }

@@ -5,9 +5,8 @@
  * while the guest has posted receive buffers (the input fd is unwatched
  * otherwise, so nothing is read that could not be delivered).
  */
-import { writeSync } from 'node:fs';
 import type { DescriptorChain } from '../descriptor-chain.js';
-import { bytesReadable, readFd } from '../../vmm/libc.js';
+import { bytesReadable, readFd, writeFully } from '../../vmm/libc.js';
 import { VIRTIO_ID_CONSOLE } from '../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
 import { drainQueue } from './drain.js';
@@ -78,13 +77,8 @@ export class VirtioConsole implements VirtioDevice {
     const queue = context?.queues[CONSOLE_TRANSMITQ];
     if (!context || !queue) return;
     drainQueue(queue, context.interrupt, CONSOLE_TRANSMITQ, (chain) => {
-      for (const view of chain.readableViews(context.memory)) {
-        try {
-          writeSync(this.options.outputFd, view);
-        } catch {
-          // A closed console must not stop the guest.
-        }
-      }
+      // Waits while the console is full; a closed console does not stop the guest.
+      for (const view of chain.readableViews(context.memory)) writeFully(this.options.outputFd, view);
       return 0;
     });
   }
