@@ -65,6 +65,7 @@ tmp="$(mktemp -d "$out/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
 "$CC" "${CFLAGS[@]}" -c "$here/main.c" -o "$tmp/main.o"
+"$CC" "${CFLAGS[@]}" -Os -c "$here/acpi.c" -o "$tmp/acpi.o"
 # The virtio drivers are setup code whose time goes into VM exits: optimise
 # them for size.
 virtio=()
@@ -79,9 +80,9 @@ done
 "$CC" -E -P -x c "$here/guest.ld.S" -o "$tmp/linux64.ld"
 
 "$LD" "${LDFLAGS[@]}" -T "$tmp/pvh.ld" -o "$tmp/test-guest.elf" \
-	"$tmp/entry.o" "$tmp/main.o" "${virtio[@]}" "$tmp/pvh-note.o"
+	"$tmp/entry.o" "$tmp/main.o" "$tmp/acpi.o" "${virtio[@]}" "$tmp/pvh-note.o"
 "$LD" "${LDFLAGS[@]}" -T "$tmp/linux64.ld" -o "$tmp/test-guest-elf64.elf" \
-	"$tmp/entry.o" "$tmp/main.o" "${virtio[@]}"
+	"$tmp/entry.o" "$tmp/main.o" "$tmp/acpi.o" "${virtio[@]}"
 
 # The protected-mode part of the bzImage: the loadable image as flat binary.
 "$OBJCOPY" -O binary "$tmp/test-guest-elf64.elf" "$tmp/pm.bin"

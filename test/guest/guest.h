@@ -122,6 +122,13 @@ const char *next_word(u32 *pos, u32 *len); /* NULL after the last word */
 /* Is [base, base + len) inside one RAM (type 1) entry of the memory map? */
 int ram_contains(u64 base, u64 len);
 
+/* Is [addr, addr + len) non-null and inside the identity map we may read? */
+int mapped(u64 addr, u64 len);
+
+/* The RSDP address the boot protocol passed (PVH start info rsdp_paddr or
+ * boot_params acpi_rsdp_addr; 0 if none) and the field's name. */
+u64 boot_rsdp(const char **field);
+
 /* The IDT (vectors 0..47): a 64-bit interrupt gate to handler. */
 void set_gate(int vec, const char *handler);
 void load_idt(void);
@@ -130,6 +137,14 @@ void load_idt(void);
 
 void test_virtio(u32 type);        /* 1 = net, 2 = block, 3 = console, 4 = rng */
 void irq_handler(u32 vector);      /* vectors 32..47, from exception_handler */
+
+/* --------------------------------------------------------- in acpi.c */
+
+#define ACPI_TEST_TABLES 0   /* test=acpi */
+#define ACPI_TEST_POWEROFF 1 /* test=acpi-poweroff */
+#define ACPI_TEST_RESET 2    /* test=acpi-reset */
+#define ACPI_TEST_PVPANIC 3  /* test=pvpanic */
+void test_acpi(u32 which) __attribute__((noreturn));
 
 /* ------------------------------------------------------- in entry.S */
 

@@ -121,9 +121,21 @@ static inline u64 rd64(u64 a) { return *(volatile u64 *)a; }
 static inline u32 rd32(u64 a) { return *(volatile u32 *)a; }
 static inline u8 rd8(u64 a) { return *(volatile u8 *)a; }
 
-static int mapped(u64 addr, u64 len)
+int mapped(u64 addr, u64 len)
 {
 	return addr != 0 && addr < map_limit && len <= map_limit - addr;
+}
+
+u64 boot_rsdp(const char **field)
+{
+	if (boot_type == BOOT_PVH) {
+		*field = "pvh start info rsdp_paddr";
+		if (mapped(boot_info, 40) && rd32(boot_info) == HVM_START_MAGIC)
+			return rd64(boot_info + 32);
+		return 0;
+	}
+	*field = "boot_params acpi_rsdp_addr";
+	return mapped(boot_info, 4096) ? rd64(boot_info + 0x070) : 0;
 }
 
 static void find_cmdline(u64 info)
@@ -541,6 +553,14 @@ void guest_main(u32 boot, u64 info, u64 limit)
 		test_virtio(2);
 	} else if (value_is(t, tlen, "virtio-net")) {
 		test_virtio(1);
+	} else if (value_is(t, tlen, "acpi")) {
+		test_acpi(ACPI_TEST_TABLES);
+	} else if (value_is(t, tlen, "acpi-poweroff")) {
+		test_acpi(ACPI_TEST_POWEROFF);
+	} else if (value_is(t, tlen, "acpi-reset")) {
+		test_acpi(ACPI_TEST_RESET);
+	} else if (value_is(t, tlen, "pvpanic")) {
+		test_acpi(ACPI_TEST_PVPANIC);
 	} else if (value_is(t, tlen, "halt")) {
 		/* Interrupts off and halted for good: the VMM ends the run with 0. */
 		puts("halt: halting\n");

@@ -141,6 +141,16 @@ done
 # i8042 reset needs a PC (microvm has no i8042): QEMU -no-reboot then exits 0.
 check "pvh reset (pc)" pc "$out/test-guest.elf" "test=reset" 0 "cmdline=test=reset"
 check "pvh reset (microvm, no i8042)" microvm "$out/test-guest.elf" "test=reset" 7 "^reset: failed"
+# ACPI power events. SeaBIOS's tables (pc, q35) are ACPI 1.0 (RSDT only) with
+# \_S5 = 0 and, on q35, RESET_REG 0xcf9 = 0x0f; -no-reboot makes both exit 0.
+# microvm's FADT is hardware-reduced (no PM1 registers): test=acpi says so.
+check "pvh acpi-poweroff (pc)" pc "$out/test-guest.elf" "test=acpi-poweroff" 0 "^acpi: s5 slp_typ 0"
+check "linux64 acpi-reset (q35)" q35 "$out/test-guest.bzImage" "test=acpi-reset" 0 "^acpi: writing 0xf to port 0xcf9"
+check "pvh acpi (microvm, hardware-reduced)" microvm "$out/test-guest.elf" "test=acpi" 3 "^acpi: FAILED HW_REDUCED_ACPI is set"
+# (check_virtio is any check with more QEMU arguments)
+check_virtio "pvh pvpanic (microvm)" microvm "$out/test-guest.elf" "test=pvpanic" 1 "^pvpanic: caps 0x3" \
+	-device pvpanic -action panic=exit-failure
+check "pvh pvpanic (microvm, no device)" microvm "$out/test-guest.elf" "test=pvpanic" 3 "^pvpanic: FAILED still running"
 # int3 needs an emulator that can run int3 (this host's nested KVM cannot).
 if [[ "$accel" == tcg ]]; then
 	check "pvh int3" microvm "$out/test-guest.elf" "test=int3" 1 "^int3: resumed"
