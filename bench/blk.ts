@@ -10,13 +10,14 @@
  * io_uring engine, or an in-process io_uring loop when fio is missing) runs
  * first and the device right after it.
  *
- * Usage: node dist/bench/blk.js [--seconds S] [--size 1G] [--dir PATH]
- *          [--mode direct,buffered] [--patterns NAMES] [--engine auto|sync] [--quick]
+ * Usage: node dist/bench/blk.js [--seconds S] [--rounds R] [--size 1G] [--dir PATH]
+ *          [--mode direct,buffered] [--patterns NAMES] [--engine auto|sync] [--quick] [--no-setup]
  * See bench/blk/README.md.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
+import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -27,6 +28,7 @@ import * as V from '../src/virtio/virtio-constants.js';
 import { VirtioMmioHarness } from '../test/helpers/virtio-harness.js';
 import { BenchQueue, type Pattern, type PatternResult } from './blk/driver.js';
 import { fioAvailable, runFio, runUringLoop, type BaselineTool } from './blk/host-baseline.js';
+import { guestSeqread, qemuAvailable, type GuestVmm } from './blk/guest-seqread.js';
 
 const PATTERNS: readonly Pattern[] = [
   { name: 'seq-read-1m-qd1', write: false, random: false, blockBytes: 2 ** 20, depth: 1 },
@@ -66,7 +68,25 @@ function setup(): void {
   if (existsSync(script)) spawnSync('bash', [script], { stdio: 'inherit' });
 }
 
-async function deviceRun(file: string, mode: Mode, engine: BlkEngineKind, patterns: readonly Pattern[], seconds: number, baseline: (p: Pattern) => PatternResult): Promise<Array<{ pattern: Pattern; host: PatternResult; kvm: PatternResult }>> {
+interface Row {
+  readonly mode: Mode;
+  readonly pattern: Pattern;
+  readonly host: PatternResult[];
+  readonly kvm: PatternResult[];
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/**
+ * One mode: the device on the image (opened as the VMM opens it), and for each pattern R rounds
+ * of host and device back to back, the order alternating, so drift of this shared machine falls
+ * on both sides alike.
+ */
+async function runMode(file: string, mode: Mode, engine: BlkEngineKind, patterns: readonly Pattern[], seconds: number, rounds: number, baseline: (p: Pattern) => PatternResult): Promise<Row[]> {
   const image = openDiskImage({ path: file, readOnly: false, direct: mode === 'direct' });
   const options: BlkOptions = {
     name: 'vda',
@@ -85,50 +105,100 @@ async function deviceRun(file: string, mode: Mode, engine: BlkEngineKind, patter
     { name: 'virtio-blk:bench', device: new VirtioBlk(options), module: { module: new URL('../src/virtio/devices/blk/device.js', import.meta.url).href, factory: 'createVirtioBlk', options } },
     256 * 2 ** 20,
   );
-  const results: Array<{ pattern: Pattern; host: PatternResult; kvm: PatternResult }> = [];
+  const rows: Row[] = [];
   try {
     await h.ready();
     h.negotiate(V.featureBit(V.VIRTIO_F_VERSION_1) | V.featureBit(V.VIRTIO_F_RING_EVENT_IDX) | V.featureBit(V.VIRTIO_F_RING_INDIRECT_DESC));
     const ring = h.setupQueue(0, 256);
     h.driverOk();
-    // The device's lock is an OFD lock: fio (another process) still opens the file, and only reads or overwrites it.
+    // The device's lock is an OFD lock: fio (another process) still opens the file; it only reads or overwrites it.
     for (const pattern of patterns) {
-      const host = baseline(pattern);
-      const kvm = new BenchQueue(h, 0, ring, pattern, image.sizeBytes).run(seconds);
-      if (pattern.write) spawnSync('sync');
-      results.push({ pattern, host, kvm });
-      printRow(mode, pattern, host, kvm);
+      const row: Row = { mode, pattern, host: [], kvm: [] };
+      const device = (): void => {
+        row.kvm.push(new BenchQueue(h, 0, ring, pattern, image.sizeBytes).run(seconds));
+        if (pattern.write) spawnSync('sync');
+      };
+      const host = (): void => {
+        row.host.push(baseline(pattern));
+      };
+      for (let round = 0; round < rounds; round++) {
+        if (round % 2 === 0) {
+          host();
+          device();
+        } else {
+          device();
+          host();
+        }
+      }
+      rows.push(row);
+      printRow(row);
     }
   } finally {
     await h.close();
     image.close();
   }
-  return results;
+  return rows;
 }
 
-function printHeader(tool: BaselineTool): void {
+function printHeader(tool: BaselineTool, rounds: number, seconds: number): void {
   console.log(`\nhost baseline: ${tool}; kvm: virtio-blk data plane via the driver harness (no guest CPU)`);
+  console.log(`${rounds} round(s) of ${seconds} s per side and pattern, order alternating; medians, ratio of medians (range of per-round ratios)`);
   console.log(
-    ['mode'.padEnd(9), 'pattern'.padEnd(18), 'host MB/s'.padStart(10), 'host IOPS'.padStart(10), 'kvm MB/s'.padStart(10), 'kvm IOPS'.padStart(10), 'kvm/host'.padStart(9), 'goal'.padStart(6)].join(' '),
+    ['mode'.padEnd(9), 'pattern'.padEnd(18), 'host MB/s'.padStart(10), 'host IOPS'.padStart(10), 'kvm MB/s'.padStart(10), 'kvm IOPS'.padStart(10), 'kvm/host'.padStart(9), 'rounds'.padStart(12), 'goal'.padStart(10)].join(' '),
   );
 }
 
-function printRow(mode: Mode, pattern: Pattern, host: PatternResult, kvm: PatternResult): void {
-  const ratio = kvm.iops / host.iops;
-  const goal = GOALS[pattern.name];
+function ratioOf(row: Row): number {
+  return median(row.kvm.map((r) => r.iops)) / median(row.host.map((r) => r.iops));
+}
+
+function printRow(row: Row): void {
+  const ratio = ratioOf(row);
+  const perRound = row.kvm.map((k, i) => k.iops / row.host[i]!.iops);
+  const goal = GOALS[row.pattern.name];
   const verdict = goal === undefined ? '' : ratio >= goal ? `≥${Math.round(goal * 100)}% ok` : `<${Math.round(goal * 100)}% MISS`;
   console.log(
     [
-      mode.padEnd(9),
-      pattern.name.padEnd(18),
-      host.mbPerSecond.toFixed(0).padStart(10),
-      host.iops.toFixed(0).padStart(10),
-      kvm.mbPerSecond.toFixed(0).padStart(10),
-      kvm.iops.toFixed(0).padStart(10),
+      row.mode.padEnd(9),
+      row.pattern.name.padEnd(18),
+      median(row.host.map((r) => r.mbPerSecond)).toFixed(0).padStart(10),
+      median(row.host.map((r) => r.iops)).toFixed(0).padStart(10),
+      median(row.kvm.map((r) => r.mbPerSecond)).toFixed(0).padStart(10),
+      median(row.kvm.map((r) => r.iops)).toFixed(0).padStart(10),
       `${(ratio * 100).toFixed(0)}%`.padStart(9),
-      verdict.padStart(6),
+      `${(Math.min(...perRound) * 100).toFixed(0)}–${(Math.max(...perRound) * 100).toFixed(0)}%`.padStart(12),
+      verdict.padStart(10),
     ].join(' '),
   );
+}
+
+/** The test guest's sequential read under kvm and QEMU; returns 1 when kvm is slower than QEMU. */
+function guestTable(image: string, guestPath: string | undefined, rounds: number, quick: boolean): number {
+  const guest = guestPath ?? path.join(repoRoot, 'build', 'guest', 'test-guest.elf');
+  if (!guestPath) spawnSync('bash', [path.join(repoRoot, 'test', 'guest', 'build.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (!existsSync(guest)) {
+    console.log(`\nguest seqread: skipped (no test guest at ${guest})`);
+    return 0;
+  }
+  const vmms: GuestVmm[] = qemuAvailable() ? ['kvm', 'qemu'] : ['kvm'];
+  const small = 64 * 2 ** 20;
+  // Large enough that the difference dwarfs QEMU's ±0.5 s start-up jitter on this machine.
+  const large = quick ? 256 * 2 ** 20 : statSync(image).size;
+  console.log(`\nguest seqread: test guest, virtio-blk-pci, 1 MiB requests, page cache (${rounds} round(s); MB/s from ${small / 2 ** 20} MiB and ${large / 2 ** 20} MiB runs)`);
+  const results = guestSeqread(repoRoot, guest, image, vmms, rounds, small, large);
+  for (const r of results) {
+    const runs = (xs: number[]): string => xs.map((x) => x.toFixed(2)).join('/');
+    console.log(`  ${r.vmm.padEnd(5)} ${r.mbPerSecond.toFixed(0).padStart(7)} MB/s   (wall s: ${runs(r.smallSeconds)} | ${runs(r.largeSeconds)})`);
+  }
+  const kvm = results.find((r) => r.vmm === 'kvm')!;
+  const qemu = results.find((r) => r.vmm === 'qemu');
+  if (!qemu) {
+    console.log('  qemu: not installed (bench/blk/setup.sh installs qemu-system-x86 as root)');
+    return 0;
+  }
+  const ratio = kvm.mbPerSecond / qemu.mbPerSecond;
+  console.log(`  kvm/qemu ${(ratio * 100).toFixed(0)}%  goal ≥100% ${ratio >= 1 ? 'ok' : 'MISS'}`);
+  return ratio >= 1 ? 0 : 1;
 }
 
 async function main(): Promise<void> {
@@ -140,11 +210,15 @@ async function main(): Promise<void> {
       mode: { type: 'string' },
       patterns: { type: 'string' },
       engine: { type: 'string' },
+      rounds: { type: 'string' },
       quick: { type: 'boolean' },
       'no-setup': { type: 'boolean' },
+      guest: { type: 'string' },
+      'no-guest': { type: 'boolean' },
     },
   });
-  const seconds = Number(values.seconds ?? (values.quick ? 2 : 5));
+  const seconds = Number(values.seconds ?? (values.quick ? 2 : 3));
+  const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   const sizeBytes = parseSize(values.size ?? '1G');
   const dir = values.dir ?? '/var/tmp/kvm-blk-bench';
   const modes = (values.mode ?? 'direct,buffered').split(',') as Mode[];
@@ -156,7 +230,8 @@ async function main(): Promise<void> {
   const file = path.join(dir, 'bench.img');
   ensureImage(file, sizeBytes);
   const tool: BaselineTool = fioAvailable() ? 'fio' : 'io_uring loop';
-  printHeader(tool);
+  console.log(`bench/blk: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} CPUs at the start`);
+  printHeader(tool, rounds, seconds);
   let missed = 0;
   for (const mode of modes) {
     if (mode === 'buffered') spawnSync('cat', [file], { stdio: ['ignore', 'ignore', 'ignore'] }); // both sides read a warm cache
@@ -165,12 +240,17 @@ async function main(): Promise<void> {
       if (p.write) spawnSync('sync');
       return result;
     };
-    const rows = await deviceRun(file, mode, engine, patterns, seconds, baseline);
+    const rows = await runMode(file, mode, engine, patterns, seconds, rounds, baseline);
     spawnSync('sync');
-    for (const { pattern, host, kvm } of rows) {
-      const goal = GOALS[pattern.name];
-      if (goal !== undefined && kvm.iops / host.iops < goal) missed++;
+    for (const row of rows) {
+      const goal = GOALS[row.pattern.name];
+      if (goal !== undefined && ratioOf(row) < goal) missed++;
     }
+  }
+  if (!values['no-guest']) {
+    const guestImage = path.join(dir, 'guest.img');
+    ensureImage(guestImage, values.quick ? 256 * 2 ** 20 : 4 * 2 ** 30);
+    missed += guestTable(guestImage, values.guest, rounds, values.quick ?? false);
   }
   console.log(`\nbench/blk: ${missed === 0 ? 'every goal met' : `${missed} goal(s) missed`}`);
 }

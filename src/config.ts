@@ -6,6 +6,9 @@ import { accessSync, constants, statSync } from 'node:fs';
 import os from 'node:os';
 import { parseCpuFeatures, type CpuFeatureEdits } from './vmm/cpuid.js';
 import type { HostQuirksMode } from './vmm/host-quirks.js';
+import type { DiskSpec } from './disk/disk-spec.js';
+import { NetError } from './net/net-error.js';
+import { checkInterfaceName, parseMac, type NetSpec } from './net/net-spec.js';
 
 export type ConfigErrorKind = 'missing-file' | 'unreadable-file' | 'not-a-file' | 'empty-file' | 'bad-value';
 
@@ -39,6 +42,10 @@ export interface VmConfig {
   readonly serialOutputFd?: number;
   /** Add a virtio-rng device. */
   readonly rng?: boolean;
+  /** virtio-net devices, one per host TAP. */
+  readonly net?: readonly NetSpec[];
+  /** virtio-blk devices, vda, vdb, … in this order. */
+  readonly disks?: readonly DiskSpec[];
   /** Transport of every virtio device (default pci). */
   readonly transport?: TransportKind;
   /** Work-arounds for nested PVM hosts: auto (default) turns them on only where kvm_pvm is loaded. */
@@ -109,6 +116,7 @@ export function validateConfig(config: VmConfig): ValidatedConfig {
   if (config.timeoutSeconds !== undefined && !(config.timeoutSeconds > 0)) {
     throw new ConfigError('bad-value', 'timeout must be a positive number of seconds');
   }
+  validateNetSpecs(config.net ?? []);
   let cpuFeatureEdits: CpuFeatureEdits = { remove: [], add: [] };
   if (config.cpuFeatures !== undefined) {
     try {
@@ -118,6 +126,17 @@ export function validateConfig(config: VmConfig): ValidatedConfig {
     }
   }
   return { ...config, cpuFeatureEdits };
+}
+
+/** Each TAP once, with a valid name and MAC (throws NetError, status 2). */
+function validateNetSpecs(specs: readonly NetSpec[]): void {
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    checkInterfaceName(spec.tap);
+    if (spec.mac !== undefined) parseMac(spec.mac);
+    if (seen.has(spec.tap)) throw new NetError('bad-option', `--net: TAP ${spec.tap} is named twice`);
+    seen.add(spec.tap);
+  }
 }
 
 /** Default kernel parameters, before the user's: the console, i8042 reset, reboot at once on panic. */

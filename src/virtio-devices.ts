@@ -8,8 +8,17 @@ import { attachVirtioMmio, type AttachedVirtioDevice } from './transport/virtio-
 import type { TransportKind } from './config.js';
 import { VirtioConsole, type ConsoleOptions } from './virtio/devices/console.js';
 import { VirtioRng } from './virtio/devices/rng.js';
+import { VirtioNet } from './virtio/devices/net/device.js';
+import type { NetOptions } from './virtio/devices/net/options.js';
+import { NetStats } from './virtio/devices/net/stats.js';
+import { defaultMac, parseMac, type NetSpec } from './net/net-spec.js';
+import { openTap } from './net/tap.js';
 import type { VirtioDevice, VirtioDeviceModule } from './virtio/virtio-device.js';
-import { O_CLOEXEC, pipe, setNonBlocking } from './vmm/libc.js';
+import { VirtioBlk } from './virtio/devices/blk/device.js';
+import { blkOptionsFor } from './disk/blk-options.js';
+import type { DiskImage } from './disk/disk-image.js';
+import { diskName } from './disk/disk-spec.js';
+import { O_CLOEXEC, close, pipe, setNonBlocking } from './vmm/libc.js';
 import type { Machine } from './vmm/machine.js';
 import { attachVirtioPci } from './transport/pci/virtio-pci-attach.js';
 import { PciBus } from './transport/pci/pci-bus.js';
@@ -27,6 +36,12 @@ export interface VirtioDeviceOptions {
   readonly transport: TransportKind;
   readonly rng: boolean;
   readonly console?: { readonly outputFd: number };
+  /** virtio-net devices: each TAP is opened here (NetError when it cannot be). */
+  readonly net?: readonly NetSpec[];
+  /** virtio-blk devices over images already opened (and locked); each is closed after its data plane ends. */
+  readonly disks?: readonly DiskImage[];
+  /** Queues per disk unless the disk says queues=N (one per vCPU). */
+  readonly diskQueues?: number;
 }
 
 export interface VirtioDevices {
@@ -43,7 +58,7 @@ const deviceModule = (file: string, factory: string, options: unknown): VirtioDe
 });
 
 export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions): VirtioDevices {
-  const devices: Array<{ name: string; device: VirtioDevice; module: VirtioDeviceModule }> = [];
+  const devices: Array<{ name: string; device: VirtioDevice; module: VirtioDeviceModule; attached?: (a: AttachedVirtioDevice) => void }> = [];
   let consoleInput: ((bytes: Uint8Array) => void) | undefined;
 
   if (options.console) {
@@ -63,20 +78,51 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     devices.push({ name: 'virtio-rng', device: new VirtioRng(), module: deviceModule('rng', 'createVirtioRng', {}) });
   }
 
+  for (const spec of options.net ?? []) {
+    const tap = openTap(spec.tap);
+    machine.onClose(() => close(tap.fd));
+    const netOptions: NetOptions = {
+      name: tap.name,
+      tapFds: [tap.fd],
+      mac: Array.from(spec.mac !== undefined ? parseMac(spec.mac) : defaultMac(spec.tap)),
+      tapOffloads: tap.offloads,
+      stats: new NetStats().shared,
+    };
+    const name = `virtio-net:${tap.name}`;
+    devices.push({ name, device: new VirtioNet(netOptions), module: deviceModule('net/device', 'createVirtioNet', netOptions) });
+  }
+
+  for (const [i, disk] of (options.disks ?? []).entries()) {
+    const blk = blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1);
+    devices.push({
+      name: `virtio-blk:${blk.name}`,
+      device: new VirtioBlk(blk),
+      module: deviceModule('blk/device', 'createVirtioBlk', blk),
+      // The image fd must outlive every I/O its data plane may still have in flight.
+      attached: (a) => machine.onClose(async () => {
+        await a.dataPlane.exited;
+        disk.close();
+      }),
+    });
+  }
+
   const cmdline: string[] = [];
   const attached: AttachedVirtioDevice[] = [];
   if (options.transport === 'mmio') {
-    devices.forEach(({ name, device, module }, i) => {
+    devices.forEach(({ name, device, module, attached: onAttached }, i) => {
       const irq = DEVICE_IRQS[i];
       if (irq === undefined) throw new Error(`too many virtio-mmio devices (at most ${DEVICE_IRQS.length})`);
       const a = attachVirtioMmio(machine, name, device, module, { base: VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE, irq });
+      onAttached?.(a);
       attached.push(a);
       if (a.cmdline) cmdline.push(a.cmdline);
     });
   } else if (devices.length > 0) {
     const bus = new PciBus(machine);
-    devices.forEach(({ name, device, module }, i) => {
-      attached.push(attachVirtioPci(machine, bus, name, device, module, { irq: DEVICE_IRQS[i % DEVICE_IRQS.length]! }));
+    devices.forEach(({ name, device, module, attached: onAttached }, i) => {
+      const a = attachVirtioPci(machine, bus, name, device, module, { irq: DEVICE_IRQS[i % DEVICE_IRQS.length]! });
+      onAttached?.(a);
+      attached.push(a);
     });
     bus.register();
   }

@@ -11,6 +11,9 @@ import type { BootProtocol } from './boot/cpu-state.js';
 import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
 import { addLegacyDevices } from './legacy/index.js';
 import { addVirtioDevices } from './virtio-devices.js';
+import { NetError } from './net/net-error.js';
+import { DiskError } from './disk/disk-error.js';
+import { openDisks } from './disk/disk-image.js';
 import { CpuidError } from './vmm/cpuid.js';
 import {
   EXIT_HOST_ERROR,
@@ -44,12 +47,20 @@ export class VirtualMachine {
     const valid = validateConfig(config);
     const kernel = readFileSync(valid.kernel);
     const initrd = valid.initrd !== undefined ? readFileSync(valid.initrd) : undefined;
-    const machine = Machine.create({
-      memoryBytes: valid.memoryBytes,
-      cpus: valid.cpus,
-      cpuFeatures: valid.cpuFeatureEdits,
-      hostQuirks: hostQuirksActive(valid.hostQuirks ?? 'auto'),
-    });
+    // Disks are opened and locked before KVM is touched: a bad disk is a one-line error.
+    const disks = openDisks(valid.disks ?? []);
+    let machine: Machine;
+    try {
+      machine = Machine.create({
+        memoryBytes: valid.memoryBytes,
+        cpus: valid.cpus,
+        cpuFeatures: valid.cpuFeatureEdits,
+        hostQuirks: hostQuirksActive(valid.hostQuirks ?? 'auto'),
+      });
+    } catch (error) {
+      disks.forEach((disk) => disk.close());
+      throw error;
+    }
     try {
       const highMemoryBytes = Math.max(0, valid.memoryBytes - PCI_HOLE_START);
       const outputFd = valid.serialOutputFd ?? 1;
@@ -62,6 +73,9 @@ export class VirtualMachine {
         transport: valid.transport ?? 'pci',
         rng: valid.rng ?? false,
         console: valid.console === 'virtio' ? { outputFd } : undefined,
+        net: valid.net ?? [],
+        disks,
+        diskQueues: valid.cpus,
       });
       const cmdline = [kernelCommandLine(valid), ...virtio.cmdline].join(' ');
       const firmware = buildFirmwareTables(machine.memory, {
@@ -84,6 +98,7 @@ export class VirtualMachine {
       return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds);
     } catch (error) {
       await machine.close();
+      disks.forEach((disk) => disk.close());
       throw error;
     }
   }
@@ -142,6 +157,8 @@ export async function runVm(config: VmConfig): Promise<VmExit> {
 
 /** The documented status for an error raised while building a VM. */
 export function statusForError(error: unknown): number {
+  if (error instanceof NetError) return error.exitStatus;
+  if (error instanceof DiskError) return error.exitStatus;
   if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError || error instanceof FirmwareError) {
     return EXIT_INVALID_ARGUMENTS;
   }
@@ -150,6 +167,8 @@ export function statusForError(error: unknown): number {
 }
 
 export function messageForError(error: unknown): string {
+  if (error instanceof NetError) return error.message;
+  if (error instanceof DiskError) return error.message;
   if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError || error instanceof FirmwareError) {
     return error.message;
   }

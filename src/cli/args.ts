@@ -5,6 +5,10 @@
 import { parseArgs } from 'node:util';
 import type { HostQuirksMode } from '../vmm/host-quirks.js';
 import { ConfigError, DEFAULT_MEMORY_BYTES, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../config.js';
+import { NetError } from '../net/net-error.js';
+import { parseNetOption, type NetSpec } from '../net/net-spec.js';
+import { DiskError } from '../disk/disk-error.js';
+import { parseDiskSpec, type DiskSpec } from '../disk/disk-spec.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -32,6 +36,8 @@ const runOptions = {
   rng: { type: 'boolean' },
   'host-quirks': { type: 'string' },
   transport: { type: 'string' },
+  net: { type: 'string', short: 'n', multiple: true },
+  disk: { type: 'string', short: 'd', multiple: true },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -88,6 +94,20 @@ export function parseCommand(argv: readonly string[]): Command {
       throw new UsageError(`--timeout "${values.timeout}" is not a positive number of seconds`);
     }
   }
+  let net: NetSpec[] = [];
+  try {
+    net = (values.net ?? []).map(parseNetOption);
+  } catch (error) {
+    if (error instanceof NetError) throw new UsageError(error.message);
+    throw error;
+  }
+  let disks: DiskSpec[] = [];
+  try {
+    disks = (values.disk ?? []).map(parseDiskSpec);
+  } catch (error) {
+    if (error instanceof DiskError) throw new UsageError(`--disk: ${error.message}`);
+    throw error;
+  }
   const params = [...(values.params ?? []), ...(values.cmdline ?? []), ...(values.append ?? [])];
   return {
     kind: 'run',
@@ -101,6 +121,8 @@ export function parseCommand(argv: readonly string[]): Command {
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(values['cpu-features'] !== undefined ? { cpuFeatures: values['cpu-features'] } : {}),
       ...(values.rng ? { rng: true } : {}),
+      ...(net.length ? { net } : {}),
+      ...(disks.length ? { disks } : {}),
       transport: transport as TransportKind,
       hostQuirks: hostQuirks as HostQuirksMode,
     },
@@ -129,6 +151,19 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
       --console KIND       serial (8250 UART on ttyS0) or virtio (virtio-console, hvc0;
                            the UART stays for early output)
       --rng                add a virtio-rng device (entropy from the host)
+  -n, --net TAP            add a virtio-net device on host TAP interface TAP (also
+                           tap=TAP[,mac=MAC]; repeatable). An existing TAP is attached
+                           (one made with \`ip tuntap add TAP mode tap user USER\` works
+                           without privileges); a missing one is created when allowed
+                           and goes away with the VM. MAC defaults to a locally
+                           administered address derived from the TAP name.
+  -d, --disk PATH[,ro][,direct][,serial=ID][,queues=N]
+                           add a virtio-blk disk (vda, vdb, … in order; repeatable):
+                           a raw image file or a block device. ro: read-only;
+                           direct: O_DIRECT (no host page cache); serial: GET_ID
+                           string (default: file name and a hash of its path);
+                           queues: request queues (default one per vCPU). A
+                           read-write disk is locked against other VMMs.
       --transport KIND     pci (default) or mmio, for every virtio device; MMIO
                            devices are announced with virtio_mmio.device= parameters
       --timeout SECONDS    end the run with status 124 after this long
@@ -143,8 +178,10 @@ and Ctrl-A Ctrl-A sends Ctrl-A.
 
 Exit status:
     0   guest powered off or halted (or Ctrl-A x)
-    2   invalid arguments or configuration (bad flag, file, size, kernel format)
-    4   host error (no usable /dev/kvm, permission, I/O failure)
+    2   invalid arguments or configuration (bad flag, file, size, kernel format,
+        MAC address, no such TAP or not a TAP, unusable disk)
+    4   host error (no usable /dev/kvm, permission, I/O failure, TAP busy or not
+        permitted, no /dev/net/tun, disk in use by another VMM)
    32   guest reset (i8042 reset, ACPI reset)
    34   guest panic
    36   guest crash (triple fault, emulation failure, unhandled exit)

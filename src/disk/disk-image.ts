@@ -30,6 +30,9 @@ import type { DiskSpec } from './disk-spec.js';
 const BLKGETSIZE64 = 0x8008_1272;
 const BLKSSZGET = 0x1268;
 const SECTOR = 512;
+/** What F_OFD_SETLK answers when another description holds a conflicting lock. */
+const EAGAIN = 11;
+const EACCES = 13;
 /** O_DIRECT alignment assumed when the kernel does not report it. */
 const FALLBACK_DIRECT_ALIGN = 4096;
 
@@ -43,6 +46,8 @@ export interface DiskImage {
   readonly direct: boolean;
   readonly blockDevice: boolean;
   readonly serial: string;
+  /** Request queues asked for with queues=N (otherwise the VM's default). */
+  readonly queues?: number;
   readonly directMemoryAlign?: number;
   readonly directOffsetAlign?: number;
   close(): void;
@@ -75,7 +80,7 @@ export function openDiskImage(spec: DiskSpec): DiskImage {
     const locked = lockWholeFile(fd, spec.readOnly ? F_RDLCK : F_WRLCK);
     if (locked < 0) {
       const errno = -locked;
-      if (errnoName(errno) === 'EAGAIN' || errnoName(errno) === 'EACCES') {
+      if (errno === EAGAIN || errno === EACCES) {
         throw new DiskError('locked', `${what}: in use by another VMM (locked${spec.readOnly ? ' for writing' : ''})`);
       }
       throw new DiskError('io', `${what}: cannot lock: ${errnoName(errno)}`);
@@ -102,6 +107,7 @@ export function openDiskImage(spec: DiskSpec): DiskImage {
       direct: spec.direct,
       blockDevice,
       serial: spec.serial ?? defaultSerial(spec.path),
+      ...(spec.queues !== undefined ? { queues: spec.queues } : {}),
       close() {
         if (closed) return;
         closed = true;
@@ -110,6 +116,24 @@ export function openDiskImage(spec: DiskSpec): DiskImage {
     };
   } catch (error) {
     fds.forEach(close);
+    throw error;
+  }
+}
+
+/** Opens every disk in order; when one fails, those already open are closed again. */
+export function openDisks(specs: readonly DiskSpec[]): DiskImage[] {
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    const where = realPath(spec.path);
+    if (seen.has(where)) throw new DiskError('bad-option', `disk ${spec.path} is named twice`);
+    seen.add(where);
+  }
+  const opened: DiskImage[] = [];
+  try {
+    for (const spec of specs) opened.push(openDiskImage(spec));
+    return opened;
+  } catch (error) {
+    opened.forEach((image) => image.close());
     throw error;
   }
 }
@@ -188,13 +212,16 @@ function fallbackAlignment(fd: number, blockDevice: boolean): { memory: number; 
  * its real path, so two images called rootfs.img in different folders still differ.
  */
 export function defaultSerial(file: string): string {
-  let real = file;
-  try {
-    real = realpathSync(file);
-  } catch {
-    // The path as given.
-  }
+  const real = realPath(file);
   const base = path.basename(real).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 11);
   const hash = createHash('sha256').update(real).digest('hex').slice(0, 8);
   return base ? `${base}-${hash}` : hash;
+}
+
+function realPath(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return path.resolve(file);
+  }
 }

@@ -16,6 +16,9 @@ import * as V from '../../src/virtio/virtio-constants.js';
 import type { DriverBuffer, MockSplitQueueDriver } from '../virtio/mock-driver.js';
 
 export const SECTOR = 512;
+/** Where the harness lays out its rings (test/helpers/virtio-harness.ts). */
+const RING_AREA = 0x1000;
+const RING_STRIDE = 0x40000;
 export const blkModuleUrl = new URL('../../src/virtio/devices/blk/device.js', import.meta.url).href;
 
 export interface BlkHarnessOptions {
@@ -100,6 +103,15 @@ export class BlkTestDevice {
     const queues = Array.from({ length: blk.queues }, (_, q) => h.setupQueue(q, options.queueSize ?? 64));
     h.driverOk();
     return new BlkTestDevice(h, image, file, dir, offered, queues);
+  }
+
+  /** A driver reset and a fresh start on zeroed rings, as a driver reloading would do. */
+  reinitialize(queueSize = 16): void {
+    this.h.reset();
+    this.h.memory.fill(RING_AREA, this.queues.length * RING_STRIDE, 0);
+    this.h.negotiate(~0n);
+    this.queues.forEach((_, q) => (this.queues[q] = this.h.setupQueue(q, queueSize)));
+    this.h.driverOk();
   }
 
   /** Reads the device's configuration space as the driver sees it. */

@@ -27,6 +27,8 @@ export interface IoEngine {
   readonly capacity: number;
   /** Operations queued since the last submit. */
   readonly pending: number;
+  /** Completions waiting to be reaped. */
+  readonly ready: number;
   readv(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void;
   writev(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void;
   fdatasync(fd: number, tag: number, sub: number): void;
@@ -65,6 +67,10 @@ export class UringEngine implements IoEngine {
 
   get pending(): number {
     return this.ring.pending;
+  }
+
+  get ready(): number {
+    return this.ring.ready;
   }
 
   private room(): void {
@@ -128,6 +134,10 @@ export class SyncEngine implements IoEngine {
 
   get pending(): number {
     return this.queued.length;
+  }
+
+  get ready(): number {
+    return this.done.length;
   }
 
   readv(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void {

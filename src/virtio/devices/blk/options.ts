@@ -30,9 +30,13 @@ export interface BlkOptions {
   readonly directOffsetAlign?: number;
   /** io_uring when the host allows it (auto, the default), or one request at a time with preadv/pwritev. */
   readonly engine?: BlkEngineKind;
+  /** How long the data plane keeps watching the rings after a burst before it sleeps (0: never polls). */
+  readonly pollMicroseconds?: number;
 }
 
 export const BLK_DEFAULT_QUEUE_SIZE = 256;
+/** A driver that answers a completion with its next request within this long needs no kick. */
+export const BLK_DEFAULT_POLL_US = 100;
 /** Segments per discard or write-zeroes request (max_discard_seg, max_write_zeroes_seg). */
 export const BLK_MAX_DWZ_SEGMENTS = 32;
 /** Sectors per discard or write-zeroes segment: 2 GiB − 512, as QEMU offers. */

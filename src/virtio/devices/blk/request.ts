@@ -60,12 +60,22 @@ export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, lim
   if (chain.readableLength < S.BLK_REQ_HEADER_SIZE) {
     return answer(S.VIRTIO_BLK_S_IOERR, `header needs ${S.BLK_REQ_HEADER_SIZE} readable bytes, chain has ${chain.readableLength}`);
   }
-  const header = chain.readReadable(memory, 0, S.BLK_REQ_HEADER_SIZE);
-  const h = new DataView(header.buffer);
-  const type = h.getUint32(S.BLK_REQ_TYPE, true);
-  const sectorLow = h.getUint32(S.BLK_REQ_SECTOR, true);
-  const sectorHigh = h.getUint32(S.BLK_REQ_SECTOR + 4, true);
   const readable = chain.readableSegments;
+  let type: number;
+  let sectorLow: number;
+  let sectorHigh: number;
+  const first = readable[0]!;
+  if (first.length >= S.BLK_REQ_HEADER_SIZE) {
+    // The usual layout: the whole header in the first buffer, read in place.
+    type = memory.readU32(first.address + S.BLK_REQ_TYPE);
+    sectorLow = memory.readU32(first.address + S.BLK_REQ_SECTOR);
+    sectorHigh = memory.readU32(first.address + S.BLK_REQ_SECTOR + 4);
+  } else {
+    const h = new DataView(chain.readReadable(memory, 0, S.BLK_REQ_HEADER_SIZE).buffer);
+    type = h.getUint32(S.BLK_REQ_TYPE, true);
+    sectorLow = h.getUint32(S.BLK_REQ_SECTOR, true);
+    sectorHigh = h.getUint32(S.BLK_REQ_SECTOR + 4, true);
+  }
   const dataOut = chain.readableLength - S.BLK_REQ_HEADER_SIZE;
   const dataIn = chain.writableLength - 1;
 

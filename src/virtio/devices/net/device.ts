@@ -1,0 +1,175 @@
+/**
+ * virtio-net (virtio 1.2 §5.1) over a host TAP.
+ *
+ * Queues: receiveq0, transmitq0 (one queue pair per TAP fd; VIRTIO_NET_F_MQ
+ * would add pairs 1…N-1 before the control queue), then controlq. The
+ * data-plane thread watches the kick eventfds and, while the guest has
+ * receive buffers posted, the TAP fd (rx.ts, tx.ts).
+ *
+ * Offloads: transmit offloads (CSUM, HOST_TSO4/6, HOST_ECN, HOST_UFO, HOST_USO) need
+ * nothing from the TAP: the kernel takes the header as it is. Receive
+ * offloads are what the TAP may hand us, so TUNSETOFFLOAD enables exactly
+ * the GUEST_* offloads the driver accepted, at activation (DRIVER_OK) and
+ * again at each VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET; a reset turns them off.
+ */
+import createDebug from 'debug';
+import { TUNSETOFFLOAD } from '../../../net/tun-abi.js';
+import { ioctlRaw } from '../../../vmm/libc.js';
+import { QueueError } from '../../queue.js';
+import { VIRTIO_ID_NET, featureBit } from '../../virtio-constants.js';
+import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
+import { serveControlCommand } from './control.js';
+import { GUEST_OFFLOAD_FEATURES, offeredFeatures, receivesLargeFrames, tunOffloads } from './offloads.js';
+import { NET_CTRL_QUEUE_SIZE, NET_DEFAULT_QUEUE_SIZE, type NetOptions } from './options.js';
+import { ReceiveBuffers, Receiver } from './rx.js';
+import * as S from './spec.js';
+import { NetStats } from './stats.js';
+import { TransmitBuffers, Transmitter } from './tx.js';
+
+interface QueuePair {
+  readonly rx: Receiver | undefined;
+  readonly tx: Transmitter | undefined;
+}
+
+export class VirtioNet implements VirtioDevice {
+  readonly deviceType = VIRTIO_ID_NET;
+  readonly queueMaxSizes: readonly number[];
+  readonly features: bigint;
+  readonly configSpace = new Uint8Array(S.VIRTIO_NET_CONFIG_SIZE);
+  readonly writableConfig = [];
+  readonly stats: NetStats;
+  private readonly log: createDebug.Debugger;
+  private readonly controlQueue: number;
+  private context: ActivationContext | undefined;
+  private pairs: QueuePair[] = [];
+  private negotiated = 0n;
+  private receiveBuffers: ReceiveBuffers[] = [];
+  private transmitBuffers: TransmitBuffers[] = [];
+
+  constructor(private readonly options: NetOptions) {
+    if (options.tapFds.length !== 1) throw new RangeError('virtio-net: exactly one TAP fd (multi-queue is not supported yet)');
+    if (options.mac.length !== 6) throw new RangeError('virtio-net: a MAC address has 6 bytes');
+    const size = options.queueSize ?? NET_DEFAULT_QUEUE_SIZE;
+    this.queueMaxSizes = [...options.tapFds.flatMap(() => [size, size]), NET_CTRL_QUEUE_SIZE];
+    this.controlQueue = 2 * options.tapFds.length;
+    this.features = offeredFeatures(options.tapOffloads);
+    this.configSpace.set(options.mac, S.VIRTIO_NET_CONFIG_MAC);
+    const config = new DataView(this.configSpace.buffer);
+    config.setUint16(S.VIRTIO_NET_CONFIG_STATUS, S.VIRTIO_NET_S_LINK_UP, true);
+    config.setUint16(S.VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, options.tapFds.length, true);
+    this.stats = new NetStats(options.stats);
+    this.log = createDebug(`kvm:virtio-net:${options.name}`);
+  }
+
+  private has(feature: number): boolean {
+    return (this.negotiated & featureBit(feature)) !== 0n;
+  }
+
+  activate(context: ActivationContext): void {
+    this.context = context;
+    // The device-specific features in force: a driver cannot enable what was not offered, whatever it wrote.
+    this.negotiated = context.features & this.features;
+    const tunFlags = this.applyOffloads(this.negotiated & GUEST_OFFLOAD_FEATURES);
+    this.pairs = this.options.tapFds.map((tapFd, pair) => {
+      this.receiveBuffers[pair] ??= new ReceiveBuffers();
+      this.transmitBuffers[pair] ??= new TransmitBuffers();
+      const rxQueue = context.queues[2 * pair];
+      const txQueue = context.queues[2 * pair + 1];
+      const common = { memory: context.memory, interrupt: context.interrupt, tapFd, stats: this.stats, log: this.log };
+      return {
+        rx: rxQueue
+          ? new Receiver(
+              {
+                ...common,
+                queue: rxQueue,
+                queueIndex: 2 * pair,
+                host: context.host,
+                mergeable: this.has(S.VIRTIO_NET_F_MRG_RXBUF),
+                guestCsum: this.has(S.VIRTIO_NET_F_GUEST_CSUM),
+              },
+              this.receiveBuffers[pair]!,
+              receivesLargeFrames(tunFlags),
+            )
+          : undefined,
+        tx: txQueue ? new Transmitter({ ...common, queue: txQueue, queueIndex: 2 * pair + 1, features: this.negotiated }, this.transmitBuffers[pair]!) : undefined,
+      };
+    });
+    this.log('activated: features 0x%s, TAP offloads 0x%s', this.negotiated.toString(16), tunFlags.toString(16));
+  }
+
+  queueNotified(queueIndex: number): void {
+    if (queueIndex === this.controlQueue) {
+      this.serveControlQueue();
+      return;
+    }
+    const pair = this.pairs[queueIndex >> 1];
+    if (queueIndex & 1) pair?.tx?.transmit();
+    else pair?.rx?.receive();
+  }
+
+  /** Enables receive offloads (feature bits) on every TAP; returns the TUN_F_* flags now in force. */
+  private applyOffloads(guestOffloads: bigint): number {
+    let flags = tunOffloads(guestOffloads);
+    for (const fd of this.options.tapFds) {
+      const r = ioctlRaw(fd, TUNSETOFFLOAD, flags);
+      if (r < 0) {
+        // Fewer offloads than negotiated is always safe for the guest; more never is.
+        this.log('TUNSETOFFLOAD 0x%s refused (errno %d): receive offloads off', flags.toString(16), -r);
+        flags = 0;
+        for (const other of this.options.tapFds) ioctlRaw(other, TUNSETOFFLOAD, 0);
+        break;
+      }
+    }
+    this.stats.set('tapOffloads', flags);
+    for (const pair of this.pairs) pair.rx?.setLargeFrames(receivesLargeFrames(flags));
+    return flags;
+  }
+
+  private serveControlQueue(): void {
+    const context = this.context;
+    const queue = context?.queues[this.controlQueue];
+    if (!context || !queue || !this.has(S.VIRTIO_NET_F_CTRL_VQ)) return;
+    let served = 0;
+    do {
+      queue.disableNotifications();
+      for (let chain = queue.pop(); chain; chain = queue.pop()) {
+        let result = { used: 0, ok: false };
+        try {
+          result = serveControlCommand(chain, context.memory, {
+            setGuestOffloads: (offloads) => this.setGuestOffloads(offloads),
+          });
+        } catch (error) {
+          if (!(error instanceof QueueError) || error.fatal) throw error;
+        }
+        this.stats.add('ctrlCommands');
+        if (!result.ok) this.stats.add('ctrlErrors');
+        queue.addUsed(chain.head, result.used);
+        served++;
+      }
+    } while (queue.enableNotifications());
+    if (served > 0 && queue.needsNotification()) context.interrupt.signalUsed(this.controlQueue);
+  }
+
+  /** VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET: only receive offloads that were negotiated. */
+  private setGuestOffloads(offloads: bigint): boolean {
+    if (!this.has(S.VIRTIO_NET_F_CTRL_GUEST_OFFLOADS)) return false;
+    if ((offloads & ~(this.negotiated & GUEST_OFFLOAD_FEATURES)) !== 0n) {
+      this.log('GUEST_OFFLOADS_SET 0x%s names offloads that were not negotiated', offloads.toString(16));
+      return false;
+    }
+    const wanted = tunOffloads(offloads);
+    const flags = this.applyOffloads(offloads);
+    this.log('guest offloads set to 0x%s: TAP offloads 0x%s', offloads.toString(16), flags.toString(16));
+    return flags === wanted;
+  }
+
+  reset(): void {
+    for (const pair of this.pairs) pair.rx?.stop();
+    this.pairs = [];
+    if (this.context) this.applyOffloads(0n);
+    this.context = undefined;
+    this.negotiated = 0n;
+  }
+}
+
+export const createVirtioNet: VirtioDeviceFactory = (options) => new VirtioNet(options as NetOptions);

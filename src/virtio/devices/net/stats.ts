@@ -1,0 +1,69 @@
+/**
+ * The device's counters, in a SharedArrayBuffer so the thread that built the
+ * options (the VMM's main thread, a test, a benchmark) reads what the
+ * data-plane thread counts. One writer; readers may see a count one behind.
+ */
+
+export const NET_COUNTERS = [
+  /** Frames delivered to the guest, and their bytes (without the virtio-net header). */
+  'rxFrames',
+  'rxBytes',
+  /** Frames larger than the guest's receive buffer without MRG_RXBUF: dropped, the buffer kept. */
+  'rxDroppedOversize',
+  /** Frames larger than the largest the device carries (cannot happen with a sane TAP): dropped. */
+  'rxDroppedTruncated',
+  /** Receive chains that were malformed, had readable parts or were shorter than the header: returned empty. */
+  'rxBadChains',
+  /** Frames that needed more buffers than were posted and waited for them in the host. */
+  'rxWaitedForBuffers',
+  /** Times the TAP was left unread because the guest had no receive buffer. */
+  'rxNoBuffers',
+  /** Reads the TAP failed (other than EAGAIN). */
+  'rxErrors',
+  /** Frames written to the TAP, and their bytes (without the header). */
+  'txFrames',
+  'txBytes',
+  /** Malformed transmit chains (bad descriptors, device-writable parts, too many segments): dropped. */
+  'txDroppedMalformed',
+  /** Transmit chains shorter than header + Ethernet header, or longer than NET_MAX_FRAME: dropped. */
+  'txDroppedSize',
+  /** Headers asking for an offload that was not negotiated, or with offsets outside the frame: dropped. */
+  'txDroppedHeader',
+  /** Frames the TAP refused (EIO while down, EINVAL for a header the kernel rejects, …). */
+  'txErrors',
+  /** Control-queue commands served, and those answered VIRTIO_NET_ERR (or malformed). */
+  'ctrlCommands',
+  'ctrlErrors',
+  /** The TUN_F_* offloads currently enabled on the TAP. */
+  'tapOffloads',
+] as const;
+
+export type NetCounter = (typeof NET_COUNTERS)[number];
+
+const INDEX = new Map<NetCounter, number>(NET_COUNTERS.map((name, i) => [name, i]));
+
+export class NetStats {
+  readonly shared: SharedArrayBuffer;
+  private readonly values: Float64Array;
+
+  constructor(shared?: SharedArrayBuffer) {
+    this.shared = shared ?? new SharedArrayBuffer(NET_COUNTERS.length * Float64Array.BYTES_PER_ELEMENT);
+    this.values = new Float64Array(this.shared);
+  }
+
+  add(counter: NetCounter, amount = 1): void {
+    this.values[INDEX.get(counter)!]! += amount;
+  }
+
+  set(counter: NetCounter, value: number): void {
+    this.values[INDEX.get(counter)!] = value;
+  }
+
+  get(counter: NetCounter): number {
+    return this.values[INDEX.get(counter)!]!;
+  }
+
+  snapshot(): Record<NetCounter, number> {
+    return Object.fromEntries(NET_COUNTERS.map((name, i) => [name, this.values[i]!])) as Record<NetCounter, number>;
+  }
+}

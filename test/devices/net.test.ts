@@ -1,0 +1,415 @@
+/**
+ * virtio-net through the host-side driver harness, against a real TAP in a
+ * network namespace this test creates: the "guest" exchanges frames with the
+ * namespace's own network stack (ARP, ICMP, TCP with segmentation offload).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as S from '../../src/virtio/devices/net/spec.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from '../../src/net/tun-abi.js';
+import * as V from '../../src/virtio/virtio-constants.js';
+import { ALL_FEATURES, GUEST_IP, GUEST_MAC, HOST_IP, NetBed, PLAIN_FEATURES, RX, type BedOptions, type ReceivedFrame } from '../net/net-bed.js';
+import {
+  BROADCAST_MAC,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  TCP_ACK,
+  TCP_PSH,
+  TCP_SYN,
+  arp,
+  ethernet,
+  icmpEcho,
+  ipv4,
+  parseFrame,
+  tcp,
+  vnetHeader,
+} from '../net/packets.js';
+
+const bit = V.featureBit;
+
+/** Runs body with a fresh bed; skips (once, with the reason) where namespaces or TUN are unavailable. */
+async function withBed(options: BedOptions, body: (bed: NetBed) => Promise<void>): Promise<void> {
+  const bed = await NetBed.create(options);
+  // Never pass by skipping: without a namespace and a TAP the virtio-net tests fail with the reason.
+  if (typeof bed === 'string') throw new Error(`virtio-net tests need a network namespace with a TAP: ${bed}`);
+  try {
+    await body(bed);
+  } finally {
+    await bed.close();
+  }
+}
+
+const noHeader = vnetHeader();
+const isIcmpReply = (f: ReceivedFrame): boolean => parseFrame(f.frame).icmp?.type === 0;
+
+function ping(bed: NetBed, sequence: number, data: Uint8Array): void {
+  bed.send(ethernet(bed.hostMac, GUEST_MAC, ETHERTYPE_IPV4, ipv4(GUEST_IP, HOST_IP, IPPROTO_ICMP, icmpEcho(8, 0x4b56, sequence, data))), noHeader);
+}
+
+/** Tells the host where the guest is, so replies need no ARP round first. */
+function addNeighbour(bed: NetBed): void {
+  bed.ns.ip('neigh', 'replace', GUEST_IP, 'lladdr', '52:54:00:12:34:56', 'dev', bed.tap.name, 'nud', 'permanent');
+}
+
+test('features and configuration space: MAC, link up, offloads the TAP accepts', async () => {
+  await withBed({}, async (bed) => {
+    const offered = bed.device.features;
+    for (const feature of [
+      S.VIRTIO_NET_F_MAC,
+      S.VIRTIO_NET_F_STATUS,
+      S.VIRTIO_NET_F_MRG_RXBUF,
+      S.VIRTIO_NET_F_CSUM,
+      S.VIRTIO_NET_F_GUEST_CSUM,
+      S.VIRTIO_NET_F_HOST_TSO4,
+      S.VIRTIO_NET_F_HOST_TSO6,
+      S.VIRTIO_NET_F_GUEST_TSO4,
+      S.VIRTIO_NET_F_GUEST_TSO6,
+      S.VIRTIO_NET_F_CTRL_VQ,
+      S.VIRTIO_NET_F_CTRL_GUEST_OFFLOADS,
+    ]) {
+      assert.ok(offered & bit(feature), `feature ${feature} offered`);
+    }
+    assert.not.ok(offered & bit(S.VIRTIO_NET_F_MQ), 'no multi-queue yet');
+    const config = bed.h.state.config;
+    assert.equal(Array.from(config.subarray(0, 6)), Array.from(GUEST_MAC));
+    assert.is(config[S.VIRTIO_NET_CONFIG_STATUS]! & S.VIRTIO_NET_S_LINK_UP, S.VIRTIO_NET_S_LINK_UP);
+    assert.is(bed.device.queueMaxSizes.length, 3, 'receiveq0, transmitq0, controlq');
+  });
+});
+
+test('ARP: a request from the guest gets the host kernel reply', async () => {
+  await withBed({}, async (bed) => {
+    bed.postRx(16, 4096);
+    bed.send(ethernet(BROADCAST_MAC, GUEST_MAC, ETHERTYPE_ARP, arp(1, GUEST_MAC, GUEST_IP, new Uint8Array(6), HOST_IP)), noHeader);
+    assert.equal(await bed.transmitted(1), [{ id: 0, len: 0 }]);
+    const frames = await bed.receive((fs) => fs.some((f) => parseFrame(f.frame).arp?.op === 2));
+    const reply = frames.map((f) => parseFrame(f.frame)).find((p) => p.arp?.op === 2);
+    assert.ok(reply, `an ARP reply among ${frames.length} frame(s)`);
+    assert.equal(Array.from(reply.dst), Array.from(GUEST_MAC));
+    assert.equal(Array.from(reply.arp!.senderMac), Array.from(bed.hostMac));
+    assert.is(reply.arp!.senderIp, HOST_IP);
+    assert.is(reply.arp!.targetIp, GUEST_IP);
+    const stats = bed.stats.snapshot();
+    assert.is(stats.txFrames, 1);
+    assert.ok(stats.rxFrames >= 1);
+  });
+});
+
+test('ICMP: an echo request to the host is answered, checksums intact', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    bed.postRx(16, 4096);
+    const data = Uint8Array.from({ length: 56 }, (_, i) => i);
+    ping(bed, 1, data);
+    const frames = await bed.receive((fs) => fs.some(isIcmpReply));
+    const reply = frames.map((f) => parseFrame(f.frame)).find((p) => p.icmp?.type === 0);
+    assert.ok(reply, 'an echo reply');
+    assert.is(reply.ip!.src, HOST_IP);
+    assert.is(reply.ip!.dst, GUEST_IP);
+    assert.ok(reply.ip!.headerChecksumOk);
+    assert.ok(reply.icmp!.checksumOk);
+    assert.is(reply.icmp!.id, 0x4b56);
+    assert.is(reply.icmp!.sequence, 1);
+    assert.equal(Array.from(reply.icmp!.data), Array.from(data));
+  });
+});
+
+
+const CLIENT_PORT = 40000;
+
+interface Connection {
+  readonly port: number;
+  seq: number;
+  ack: number;
+  readonly serverIsn: number;
+}
+
+function segment(bed: NetBed, c: { port: number; seq: number; ack: number }, flags: number, extra: { mss?: number; payload?: Uint8Array; partialChecksum?: boolean } = {}): Uint8Array {
+  return ethernet(
+    bed.hostMac,
+    GUEST_MAC,
+    ETHERTYPE_IPV4,
+    ipv4(GUEST_IP, HOST_IP, IPPROTO_TCP, tcp({ src: GUEST_IP, dst: HOST_IP, srcPort: CLIENT_PORT, dstPort: c.port, seq: c.seq, ack: c.ack, flags, ...extra })),
+  );
+}
+
+/** A three-way handshake with the server on HOST_IP:port, played by hand. */
+async function connect(bed: NetBed, port: number): Promise<Connection> {
+  const isn = 0x1000;
+  bed.send(segment(bed, { port, seq: isn, ack: 0 }, TCP_SYN, { mss: 1460 }), noHeader);
+  const frames = await bed.receive((fs) => fs.some((f) => parseFrame(f.frame).tcp?.flags === (TCP_SYN | TCP_ACK)));
+  const synAck = frames.map((f) => parseFrame(f.frame).tcp).find((t) => t?.flags === (TCP_SYN | TCP_ACK));
+  assert.ok(synAck, 'SYN-ACK from the host');
+  assert.is(synAck.ack, isn + 1);
+  const c = { port, seq: isn + 1, ack: (synAck.seq + 1) >>> 0, serverIsn: synAck.seq };
+  bed.send(segment(bed, c, TCP_ACK), noHeader);
+  return c;
+}
+
+const pattern = (length: number, offset = 0): Uint8Array => Uint8Array.from({ length }, (_, i) => (i + offset) % 251);
+
+test('TSO: a 43800-byte TCP segment from the guest (HOST_TSO4, partial checksum) reaches the host socket', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    bed.postRx(64, 4096);
+    const server = await bed.server(5001, 'sink');
+    const c = await connect(bed, 5001);
+    const payload = pattern(43800);
+    const headers = S.ETH_HLEN + 20 + 20;
+    bed.send(
+      segment(bed, c, TCP_ACK | TCP_PSH, { payload, partialChecksum: true }),
+      vnetHeader({
+        flags: S.VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        gsoType: S.VIRTIO_NET_HDR_GSO_TCPV4,
+        hdrLen: headers,
+        gsoSize: 1460,
+        csumStart: S.ETH_HLEN + 20,
+        csumOffset: 16,
+      }),
+    );
+    const deadline = Date.now() + 3000;
+    while (server.received() < payload.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.is(server.received(), payload.length, 'every byte reached the server socket');
+    const stats = bed.stats.snapshot();
+    assert.is(stats.txDroppedHeader + stats.txErrors, 0);
+    assert.ok(stats.txBytes >= payload.length);
+  });
+});
+
+/** Receives `length` bytes the server sends, acknowledging as it goes; returns the frames seen. */
+async function download(bed: NetBed, c: Connection, length: number, bufferSize: number): Promise<{ data: Uint8Array; frames: ReceivedFrame[] }> {
+  const data = new Uint8Array(length);
+  const seen: ReceivedFrame[] = [];
+  let contiguous = 0;
+  const deadline = Date.now() + 5000;
+  while (contiguous < length && Date.now() < deadline) {
+    const frames = await bed.receive((fs) => fs.length > 0, 200);
+    let buffers = 0;
+    for (const f of frames) {
+      buffers += f.lengths.length;
+      seen.push(f);
+      const t = parseFrame(f.frame).tcp;
+      if (!t || t.payload.length === 0) continue;
+      const offset = (t.seq - c.serverIsn - 1) >>> 0;
+      if (offset + t.payload.length <= length) data.set(t.payload, offset);
+      if (offset <= contiguous) contiguous = Math.max(contiguous, offset + t.payload.length);
+    }
+    if (buffers > 0) bed.postRx(buffers, bufferSize);
+    if (frames.length > 0) bed.send(segment(bed, { ...c, ack: (c.serverIsn + 1 + contiguous) >>> 0 }, TCP_ACK), noHeader);
+  }
+  return { data, frames: seen };
+}
+
+test('receive with mergeable buffers: host TCP data arrives as GSO frames over 1536-byte buffers', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    assert.is(bed.stats.get('tapOffloads') & (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6);
+    bed.postRx(128, 1536);
+    await bed.server(5002, 'source', 60000);
+    const c = await connect(bed, 5002);
+    const { data, frames } = await download(bed, c, 60000, 1536);
+    assert.equal(data, pattern(60000), 'the bytes arrive intact and in place');
+    const gso = frames.filter((f) => f.header.gsoType === S.VIRTIO_NET_HDR_GSO_TCPV4);
+    assert.ok(gso.length > 0, 'at least one GSO frame');
+    assert.ok(gso.some((f) => f.lengths.length > 1 && f.header.numBuffers === f.lengths.length), 'a frame spread over several buffers, num_buffers saying how many');
+    assert.ok(gso.every((f) => f.header.flags & S.VIRTIO_NET_HDR_F_NEEDS_CSUM), 'GSO frames come with a partial checksum');
+    assert.ok(Math.max(...frames.map((f) => f.frame.length)) > 1514);
+  });
+});
+
+test('without receive offloads the host segments and checksums for the guest (TUNSETOFFLOAD 0)', async () => {
+  await withBed({ features: PLAIN_FEATURES }, async (bed) => {
+    addNeighbour(bed);
+    assert.is(bed.stats.get('tapOffloads'), 0);
+    bed.postRx(128, 1536);
+    await bed.server(5003, 'source', 30000);
+    const c = await connect(bed, 5003);
+    const { data, frames } = await download(bed, c, 30000, 1536);
+    assert.equal(data, pattern(30000));
+    assert.ok(frames.every((f) => f.frame.length <= 1514 && f.header.gsoType === 0 && f.header.flags === 0 && f.header.numBuffers === 1));
+    for (const f of frames) {
+      const p = parseFrame(f.frame);
+      if (!p.tcp || !p.ip) continue;
+      // A complete TCP checksum: the ones' complement sum over pseudo-header and segment is 0xffff.
+      const pseudo = new Uint8Array(12);
+      pseudo.set(f.frame.subarray(26, 34), 0);
+      pseudo[9] = IPPROTO_TCP;
+      new DataView(pseudo.buffer).setUint16(10, p.ip.payload.length);
+      let sum = 0;
+      for (const bytes of [pseudo, p.ip.payload]) {
+        for (let i = 0; i < bytes.length; i += 2) sum += (bytes[i]! << 8) | (bytes[i + 1] ?? 0);
+      }
+      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+      assert.is(sum, 0xffff, 'TCP checksum complete');
+    }
+  });
+});
+
+test('control queue: GUEST_OFFLOADS_SET switches TAP offloads; offloads not negotiated are refused', async () => {
+  await withBed({}, async (bed) => {
+    const set = (offloads: bigint): Promise<number> => {
+      const data = new Uint8Array(8);
+      new DataView(data.buffer).setBigUint64(0, offloads, true);
+      return bed.control(S.VIRTIO_NET_CTRL_GUEST_OFFLOADS, S.VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, data);
+    };
+    assert.is(await set(0n), S.VIRTIO_NET_OK);
+    assert.is(bed.stats.get('tapOffloads'), 0);
+    assert.is(await set(bit(S.VIRTIO_NET_F_GUEST_CSUM) | bit(S.VIRTIO_NET_F_GUEST_TSO4)), S.VIRTIO_NET_OK);
+    assert.is(bed.stats.get('tapOffloads'), TUN_F_CSUM | TUN_F_TSO4);
+    assert.is(await set(bit(S.VIRTIO_NET_F_MQ)), S.VIRTIO_NET_ERR, 'not an offload');
+    assert.is(await set(bit(S.VIRTIO_NET_F_HOST_TSO4)), S.VIRTIO_NET_ERR, 'not a receive offload');
+    assert.is(bed.stats.get('tapOffloads'), TUN_F_CSUM | TUN_F_TSO4, 'a refused command changes nothing');
+    assert.is(await bed.control(S.VIRTIO_NET_CTRL_MAC, 1, new Uint8Array(6)), S.VIRTIO_NET_ERR, 'other classes are refused');
+    assert.is(bed.stats.get('ctrlCommands'), 5);
+    assert.is(bed.stats.get('ctrlErrors'), 3);
+  });
+});
+
+test('receive only into posted buffers: frames wait in the host, none lost, none claimed', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    for (let i = 1; i <= 3; i++) ping(bed, i, pattern(32));
+    await bed.transmitted(3);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(bed.rx.usedIndex, 0, 'nothing used without buffers');
+    assert.ok(bed.stats.get('rxNoBuffers') >= 1, 'the TAP was left unwatched');
+    bed.postRx(8, 1536);
+    const frames = await bed.receive((fs) => fs.filter(isIcmpReply).length === 3);
+    assert.equal(frames.filter(isIcmpReply).map((f) => parseFrame(f.frame).icmp!.sequence), [1, 2, 3]);
+  });
+});
+
+test('without MRG_RXBUF a frame larger than the buffer is dropped and counted, the buffer kept', async () => {
+  await withBed({ features: PLAIN_FEATURES, mtu: 9000 }, async (bed) => {
+    addNeighbour(bed);
+    const [head] = bed.postRx(1, 1536);
+    ping(bed, 1, pattern(4000));
+    const deadline = Date.now() + 2000;
+    while (bed.stats.get('rxDroppedOversize') === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    assert.is(bed.stats.get('rxDroppedOversize'), 1);
+    assert.is(bed.rx.usedIndex, 0, 'no truncated frame handed over');
+    ping(bed, 2, pattern(100));
+    const frames = await bed.receive((fs) => fs.some(isIcmpReply));
+    const reply = frames.find(isIcmpReply)!;
+    assert.is(parseFrame(reply.frame).icmp!.sequence, 2);
+    assert.is(bed.rx.usedElement(0).id, head, 'the same buffer took the next frame');
+  });
+});
+
+test('with MRG_RXBUF a frame larger than the posted buffers waits for more, then arrives whole', async () => {
+  await withBed({ mtu: 9000 }, async (bed) => {
+    addNeighbour(bed);
+    bed.postRx(2, 1536);
+    const data = pattern(8000);
+    ping(bed, 7, data);
+    const deadline = Date.now() + 2000;
+    while (bed.stats.get('rxWaitedForBuffers') === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    assert.is(bed.stats.get('rxWaitedForBuffers'), 1);
+    assert.is(bed.rx.usedIndex, 0, 'nothing handed over while the frame is incomplete');
+    bed.postRx(8, 1536);
+    const frames = await bed.receive((fs) => fs.some(isIcmpReply));
+    const reply = frames.find(isIcmpReply)!;
+    assert.is(reply.header.numBuffers, 6, '8054 bytes in 1536-byte buffers');
+    assert.equal(reply.lengths, [1536, 1536, 1536, 1536, 1536, 374]);
+    assert.equal(Array.from(parseFrame(reply.frame).icmp!.data), Array.from(data));
+    assert.is(bed.stats.get('rxDroppedOversize') + bed.stats.get('rxDroppedTruncated'), 0);
+  });
+});
+
+test('any descriptor layout: header and frame apart on transmit, the header split across receive pieces', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    bed.postRx(4, 2048, 3);
+    const data = pattern(1200);
+    bed.send(ethernet(bed.hostMac, GUEST_MAC, ETHERTYPE_IPV4, ipv4(GUEST_IP, HOST_IP, IPPROTO_ICMP, icmpEcho(8, 9, 9, data))), noHeader, true);
+    const frames = await bed.receive((fs) => fs.some(isIcmpReply));
+    const reply = frames.find(isIcmpReply)!;
+    assert.is(reply.header.numBuffers, 1);
+    assert.equal(Array.from(parseFrame(reply.frame).icmp!.data), Array.from(data));
+  });
+});
+
+test('broken transmit chains are dropped and counted; the queue and the thread go on', async () => {
+  await withBed({ features: PLAIN_FEATURES }, async (bed) => {
+    addNeighbour(bed);
+    bed.postRx(8, 1536);
+    const frame = ethernet(bed.hostMac, GUEST_MAC, ETHERTYPE_IPV4, ipv4(GUEST_IP, HOST_IP, IPPROTO_ICMP, icmpEcho(8, 1, 1, pattern(8))));
+    bed.send(new Uint8Array(4), noHeader); // shorter than an Ethernet header
+    bed.send(new Uint8Array(S.NET_MAX_FRAME + 1), noHeader); // larger than any frame
+    bed.send(frame, vnetHeader({ flags: S.VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 34, csumOffset: 2 })); // CSUM not negotiated
+    bed.send(frame, vnetHeader({ gsoType: S.VIRTIO_NET_HDR_GSO_TCPV4, gsoSize: 1000 })); // HOST_TSO4 not negotiated
+    const at = bed.h.allocate(64);
+    bed.tx.addChain([{ address: at, length: 64, writable: true }]); // device-writable transmit buffer
+    const loop = bed.tx.allocateDescriptors(2);
+    bed.tx.writeDescriptor(loop[0]!, { address: at, length: 16, flags: V.VIRTQ_DESC_F_NEXT, next: loop[1]! });
+    bed.tx.writeDescriptor(loop[1]!, { address: at, length: 16, flags: V.VIRTQ_DESC_F_NEXT, next: loop[0]! });
+    bed.tx.offer(loop[0]!); // a descriptor loop
+    bed.h.kick(1);
+    ping(bed, 2, pattern(8));
+    const used = await bed.transmitted(7);
+    assert.is(used.length, 7, 'every chain returned');
+    const stats = bed.stats.snapshot();
+    assert.is(stats.txDroppedSize, 2);
+    assert.is(stats.txDroppedHeader, 2);
+    assert.is(stats.txDroppedMalformed, 2);
+    assert.is(stats.txFrames, 1);
+    const frames = await bed.receive((fs) => fs.some(isIcmpReply));
+    assert.is(parseFrame(frames.find(isIcmpReply)!.frame).icmp!.sequence, 2, 'the good frame still got through');
+  });
+});
+
+test('unusable receive buffers (device-readable, shorter than the header) are returned empty and counted', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    const a = bed.h.allocate(64);
+    const readable = bed.rx.addChain([{ address: a, length: 64, writable: false }]);
+    const short = bed.rx.addChain([{ address: a, length: 8, writable: true }]);
+    bed.h.kick(RX);
+    bed.postRx(4, 1536);
+    ping(bed, 3, pattern(16));
+    const frames = await bed.receive((fs) => fs.some(isIcmpReply));
+    assert.ok(frames.some(isIcmpReply));
+    assert.equal(bed.rx.usedElement(0), { id: readable, len: 0 });
+    assert.equal(bed.rx.usedElement(1), { id: short, len: 0 });
+    assert.is(bed.stats.get('rxBadChains'), 2);
+  });
+});
+
+test('transmit in batches: 64 frames posted before one kick all go out, one interrupt at most', async () => {
+  await withBed({}, async (bed) => {
+    addNeighbour(bed);
+    bed.postRx(128, 1536);
+    for (let i = 0; i < 64; i++) {
+      const frame = ethernet(bed.hostMac, GUEST_MAC, ETHERTYPE_IPV4, ipv4(GUEST_IP, HOST_IP, IPPROTO_ICMP, icmpEcho(8, 5, i, pattern(32))));
+      const address = bed.h.allocate(12 + frame.length);
+      bed.h.memory.write(address, noHeader);
+      bed.h.memory.write(address + 12, frame);
+      bed.tx.addChain([{ address, length: 12 + frame.length, writable: false }]);
+    }
+    bed.h.kick(1);
+    assert.is((await bed.transmitted(64)).length, 64);
+    const frames = await bed.receive((fs) => fs.filter(isIcmpReply).length === 64);
+    assert.is(frames.filter(isIcmpReply).length, 64);
+    assert.is(bed.stats.get('txFrames'), 64);
+  });
+});
+
+test('reset turns the TAP offloads off and stops reading; a new driver starts afresh', async () => {
+  await withBed({}, async (bed) => {
+    assert.ok(bed.stats.get('tapOffloads') & TUN_F_TSO4);
+    bed.h.reset();
+    assert.is(bed.stats.get('tapOffloads'), 0);
+    const offered = bed.h.negotiate(ALL_FEATURES);
+    assert.ok(offered & bit(S.VIRTIO_NET_F_MRG_RXBUF));
+    bed.h.setupQueue(RX, 64);
+    bed.h.setupQueue(1, 64);
+    bed.h.setupQueue(2, 64);
+    bed.h.driverOk();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.ok(bed.stats.get('tapOffloads') & TUN_F_TSO4);
+  });
+});
+
+test.run();

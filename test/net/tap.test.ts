@@ -1,0 +1,159 @@
+/**
+ * Opening TAPs (src/net/tap.ts) inside a namespace this test creates: create
+ * when allowed, attach to one made beforehand for an unprivileged user, and
+ * each refusal as its one-line NetError with the documented status.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NetError } from '../../src/net/net-error.js';
+import { openTap } from '../../src/net/tap.js';
+import { TUN_F_CSUM, TUN_F_TSO4 } from '../../src/net/tun-abi.js';
+import { close } from '../../src/vmm/libc.js';
+import { NetNamespace } from '../helpers/netns.js';
+
+const NOBODY = 65534;
+const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tap-open-child.js');
+let ns: NetNamespace | undefined;
+let tunCopy: string | undefined;
+
+test.before(() => {
+  const created = NetNamespace.create();
+  // Never pass by skipping: without namespaces (root, iproute2) the TAP tests fail with the reason.
+  if (typeof created === 'string') throw new Error(`TAP tests need a network namespace: ${created}`);
+  ns = created;
+  // An unprivileged user's view of /dev/net/tun (0666 on most hosts, 0600 on some).
+  const dir = mkdtempSync(path.join(tmpdir(), 'kvm-tun-'));
+  chmodSync(dir, 0o755);
+  tunCopy = path.join(dir, 'tun');
+  if (spawnSync('mknod', ['-m', '666', tunCopy, 'c', '10', '200']).status !== 0) tunCopy = undefined;
+});
+
+test.after(() => {
+  ns?.destroy();
+  if (tunCopy) rmSync(path.dirname(tunCopy), { recursive: true, force: true });
+});
+
+function expectNetError(fn: () => unknown, kind: NetError['kind'], status: number): NetError {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, NetError);
+    const e = error as NetError;
+    assert.is(e.kind, kind, e.message);
+    assert.is(e.exitStatus, status);
+    assert.not.match(e.message, /\n/);
+    return e;
+  }
+  throw new assert.Assertion({ message: `expected NetError ${kind}`, operator: 'throws', expects: kind, actual: 'no error' });
+}
+
+interface ChildResult {
+  ok: boolean;
+  kind?: string;
+  status?: number;
+  message?: string;
+  created?: boolean;
+  offloads?: number;
+}
+
+/** openTap in a child process running as nobody inside the namespace. */
+function openAsNobody(name: string): ChildResult | undefined {
+  if (!ns || !tunCopy) return undefined;
+  const r = spawnSync(
+    'ip',
+    [...ns.execPrefix, 'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, child, tunCopy, name],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim()) as ChildResult;
+}
+
+test('creates a missing TAP when allowed; it goes away with the fd', () => {
+  if (!ns) return;
+  const tap = ns.enter(() => openTap('kvmnew0'));
+  try {
+    assert.is(tap.name, 'kvmnew0');
+    assert.ok(tap.created);
+    assert.is(tap.offloads & (TUN_F_CSUM | TUN_F_TSO4), TUN_F_CSUM | TUN_F_TSO4);
+    assert.match(ns.ip('link', 'show', 'dev', 'kvmnew0'), /kvmnew0/);
+  } finally {
+    close(tap.fd);
+  }
+  assert.throws(() => ns!.ip('link', 'show', 'dev', 'kvmnew0'));
+});
+
+test('attaches to an existing persistent TAP (and leaves it there)', () => {
+  if (!ns) return;
+  ns.ip('tuntap', 'add', 'dev', 'kvmpersist0', 'mode', 'tap');
+  const tap = ns.enter(() => openTap('kvmpersist0'));
+  assert.not.ok(tap.created);
+  close(tap.fd);
+  assert.match(ns.ip('link', 'show', 'dev', 'kvmpersist0'), /kvmpersist0/);
+  ns.ip('tuntap', 'del', 'dev', 'kvmpersist0', 'mode', 'tap');
+});
+
+test('a TAP open elsewhere is busy (status 4)', () => {
+  if (!ns) return;
+  const first = ns.enter(() => openTap('kvmbusy0'));
+  try {
+    const e = expectNetError(() => ns!.enter(() => openTap('kvmbusy0')), 'busy', 4);
+    assert.match(e.message, /kvmbusy0/);
+  } finally {
+    close(first.fd);
+  }
+});
+
+test('an interface that is not a TAP (loopback, a TUN) is refused (status 2)', () => {
+  if (!ns) return;
+  expectNetError(() => ns!.enter(() => openTap('lo')), 'not-a-tap', 2);
+  ns.ip('tuntap', 'add', 'dev', 'kvmtun0', 'mode', 'tun');
+  try {
+    expectNetError(() => ns!.enter(() => openTap('kvmtun0')), 'not-a-tap', 2);
+  } finally {
+    ns.ip('tuntap', 'del', 'dev', 'kvmtun0', 'mode', 'tun');
+  }
+});
+
+test('bad names and a missing /dev/net/tun are refused before anything is created', () => {
+  expectNetError(() => openTap('a-name-far-too-long'), 'bad-option', 2);
+  expectNetError(() => openTap('a/b'), 'bad-option', 2);
+  expectNetError(() => openTap('tap0', { tunDevice: '/nonexistent/tun' }), 'no-tun', 4);
+});
+
+test('an unprivileged user attaches to a TAP root made for it', () => {
+  if (!ns) return;
+  ns.ip('tuntap', 'add', 'dev', 'kvmuser0', 'mode', 'tap', 'user', String(NOBODY));
+  try {
+    const result = openAsNobody('kvmuser0');
+    if (!result) return;
+    assert.ok(result.ok, result.message);
+    assert.is(result.created, false);
+    assert.ok(result.offloads! & TUN_F_TSO4, 'offloads can be set without privileges');
+  } finally {
+    ns.ip('tuntap', 'del', 'dev', 'kvmuser0', 'mode', 'tap');
+  }
+});
+
+test("without CAP_NET_ADMIN: someone else's TAP is refused (status 4), a missing one cannot be made (status 2)", () => {
+  if (!ns) return;
+  // Owned by root: a TAP without an owner or group is open to anyone who can open /dev/net/tun.
+  ns.ip('tuntap', 'add', 'dev', 'kvmroot0', 'mode', 'tap', 'user', '0');
+  try {
+    const taken = openAsNobody('kvmroot0');
+    if (!taken) return;
+    assert.equal([taken.ok, taken.kind, taken.status], [false, 'permission', 4]);
+    assert.match(taken.message!, /CAP_NET_ADMIN/);
+  } finally {
+    ns.ip('tuntap', 'del', 'dev', 'kvmroot0', 'mode', 'tap');
+  }
+  const missing = openAsNobody('kvmnone0');
+  assert.equal([missing!.ok, missing!.kind, missing!.status], [false, 'missing', 2]);
+  assert.match(missing!.message!, /does not exist/);
+});
+
+test.run();
