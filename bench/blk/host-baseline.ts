@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
-import { NativeBuffer } from '../../src/virtio/devices/blk/native-buffer.js';
+import { HostBuffer } from '../../src/vmm/host-buffer.js';
 import { O_DIRECT, O_RDWR, close, open } from '../../src/vmm/libc.js';
 import type { Pattern, PatternResult } from './driver.js';
 
@@ -57,8 +57,8 @@ export function runFio(file: string, sizeBytes: number, pattern: Pattern, direct
 export function runUringLoop(file: string, sizeBytes: number, pattern: Pattern, direct: boolean, seconds: number): PatternResult {
   const fd = open(file, O_RDWR | (direct ? O_DIRECT : 0));
   const ring = IoUring.create(Math.max(pattern.depth, 4));
-  const buffers = Array.from({ length: pattern.depth }, () => new NativeBuffer(pattern.blockBytes));
-  const iovecs = new NativeBuffer(pattern.depth * 16);
+  const buffers = Array.from({ length: pattern.depth }, () => new HostBuffer(pattern.blockBytes));
+  const iovecs = new HostBuffer(pattern.depth * 16);
   const words = iovecs.words;
   buffers.forEach((b, i) => setIovec(words, i, b.address, pattern.blockBytes));
   const blocks = Math.floor(sizeBytes / pattern.blockBytes);

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
-import { NativeBuffer } from '../../src/virtio/devices/blk/native-buffer.js';
+import { HostBuffer } from '../../src/vmm/host-buffer.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -29,8 +29,8 @@ function scratch(bytes: Uint8Array): { file: string; fd: number; done(): void } 
 test('READV and WRITEV move bytes between the file and scattered host memory; tags come back', () => {
   const f = scratch(new Uint8Array(8192).map((_, i) => i & 0xff));
   const ring = IoUring.create(8);
-  const buffer = new NativeBuffer(8192);
-  const iovecs = new NativeBuffer(64);
+  const buffer = new HostBuffer(8192);
+  const iovecs = new HostBuffer(64);
   try {
     setIovec(iovecs.words, 0, buffer.address + 100, 10);
     setIovec(iovecs.words, 1, buffer.address + 1000, 20);

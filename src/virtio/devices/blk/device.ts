@@ -30,7 +30,7 @@ import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../..
 import { describeBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
-import { NativeBuffer } from './native-buffer.js';
+import { HostBuffer } from '../../../vmm/host-buffer.js';
 import { BLK_DEFAULT_POLL_US, BLK_DEFAULT_QUEUE_SIZE, BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, type BlkOptions } from './options.js';
 import { parseBlkRequest, type BlkLimits, type DwzRange } from './request.js';
 import * as S from './spec.js';
@@ -81,7 +81,7 @@ class Slot {
   hostPieces: number[] = [];
   /** With a bounce buffer: the guest ranges the data really belongs to. */
   guestPieces: number[] = [];
-  bounce: NativeBuffer | undefined;
+  bounce: HostBuffer | undefined;
   ranges: RangeState[] = [];
 
   constructor(
@@ -110,8 +110,8 @@ export class VirtioBlk implements VirtioDevice {
   private limits: BlkLimits | undefined;
   private slots: Slot[] = [];
   private freeSlots: number[] = [];
-  private arena: NativeBuffer | undefined;
-  private zeroBuffer: NativeBuffer | undefined;
+  private arena: HostBuffer | undefined;
+  private zeroBuffer: HostBuffer | undefined;
   private readonly flushOrder = new FlushOrder();
   /** Engine operations submitted or queued and not completed. */
   private opsInFlight = 0;
@@ -168,7 +168,7 @@ export class VirtioBlk implements VirtioDevice {
     if (this.arena) return;
     const count = this.queueMaxSizes.reduce((sum, size) => sum + size, 0);
     const slotBytes = IOV_MAX * IOVEC_SIZE;
-    const arena = new NativeBuffer(count * slotBytes);
+    const arena = new HostBuffer(count * slotBytes);
     this.arena = arena;
     this.slots = Array.from({ length: count }, (_, i) => {
       const words = new Uint32Array(arena.bytes.buffer, arena.bytes.byteOffset + i * slotBytes, slotBytes / 4);
@@ -375,7 +375,7 @@ export class VirtioBlk implements VirtioDevice {
         // O_DIRECT cannot address this range of the file at all: the page cache can.
         slot.fd = this.options.bufferedFd ?? this.options.fd;
       } else if (!this.alignedForDirect(hostPieces)) {
-        const bounce = new NativeBuffer(length);
+        const bounce = new HostBuffer(length);
         slot.bounce = bounce;
         slot.guestPieces = pieces;
         slot.hostPieces = [bounce.address, length];
@@ -435,7 +435,7 @@ export class VirtioBlk implements VirtioDevice {
     const range = slot.ranges[i]!;
     const mode = range.modes[range.modeIndex]!;
     if (mode === BY_WRITING) {
-      this.zeroBuffer ??= new NativeBuffer(ZERO_CHUNK);
+      this.zeroBuffer ??= new HostBuffer(ZERO_CHUNK);
       const chunk = Math.min(ZERO_CHUNK, range.length - range.zeroed);
       setIovec(slot.iovecWords, i, this.zeroBuffer.address, chunk);
       const fd = this.options.bufferedFd ?? this.options.fd;

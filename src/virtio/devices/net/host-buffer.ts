@@ -1,30 +1,8 @@
-/**
- * Host memory the TAP reads into or the kernel reads iovecs from: anonymous
- * mmap, so its address is known and stable for readv/writev.
- */
-import { IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view } from '../../../vmm/libc.js';
+/** iovec arrays in host memory (a HostBuffer), for readv/writev on the TAP. */
+import { IOVEC_SIZE } from '../../../vmm/libc.js';
+import { HostBuffer } from '../../../vmm/host-buffer.js';
 
-const PAGE = 4096;
 const TWO_32 = 0x1_0000_0000;
-
-export class HostBuffer {
-  readonly address: number;
-  readonly length: number;
-  readonly bytes: Uint8Array;
-  private freed = false;
-
-  constructor(length: number) {
-    this.length = Math.max(PAGE, Math.ceil(length / PAGE) * PAGE);
-    this.address = mmap(this.length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
-    this.bytes = new Uint8Array(view(this.address, this.length));
-  }
-
-  free(): void {
-    if (this.freed) return;
-    this.freed = true;
-    munmap(this.address, this.length);
-  }
-}
 
 /** An array of struct iovec in host memory. */
 export class IovecArray {

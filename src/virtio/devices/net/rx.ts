@@ -23,7 +23,8 @@ import type { SplitQueue } from '../../queue.js';
 import type { DataPlaneHost, VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
 import { IOV_MAX, readv } from '../../../vmm/libc.js';
-import { HostBuffer, IovecArray } from './host-buffer.js';
+import { HostBuffer } from '../../../vmm/host-buffer.js';
+import { IovecArray } from './host-buffer.js';
 import { NET_GOOD_PACKET_BUFFER, NET_MAX_FRAME, VIRTIO_NET_HDR_FLAGS, VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from './spec.js';
 import type { NetStats } from './stats.js';
 

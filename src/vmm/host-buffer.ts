@@ -1,15 +1,15 @@
 /**
- * Host memory the kernel reads or writes on the device's behalf, outside
- * guest RAM: iovec arrays (their addresses go into SQEs) and page-aligned
- * bounce buffers for O_DIRECT. Anonymous mmap, so the address is known and
- * stable; NORESERVE, so an arena sized for the worst case costs only the
- * pages actually touched.
+ * Host memory, outside guest RAM, that the kernel reads or writes on a
+ * device's behalf: iovec arrays (for readv/writev or io_uring SQEs), bounce
+ * buffers for O_DIRECT, a TAP's overflow area. Anonymous mmap, so the address
+ * is known and stable (and page-aligned); NORESERVE, so an arena sized for the
+ * worst case costs only the pages actually touched.
  */
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view } from '../../../vmm/libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view } from './libc.js';
 
 const PAGE = 4096;
 
-export class NativeBuffer {
+export class HostBuffer {
   readonly address: number;
   readonly length: number;
   readonly bytes: Uint8Array;
