@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
 import { openDiskImage, type DiskImage } from '../../src/disk/disk-image.js';
+import { blkOptionsFor } from '../../src/disk/blk-options.js';
 import type { DiskSpec } from '../../src/disk/disk-spec.js';
 import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
 import type { BlkEngineKind, BlkOptions } from '../../src/virtio/devices/blk/options.js';
@@ -189,18 +190,11 @@ export class BlkTestDevice {
 }
 
 export function blkOptions(image: DiskImage, options: Pick<BlkHarnessOptions, 'queues' | 'queueSize' | 'engine'> = {}): BlkOptions {
+  // What the VMM passes (blkOptionsFor), with the test's own queue count, queue size and engine.
   return {
-    name: 'vda',
-    fd: image.fd,
-    ...(image.bufferedFd !== undefined ? { bufferedFd: image.bufferedFd } : {}),
-    sizeBytes: image.sizeBytes,
-    readOnly: image.readOnly,
-    direct: image.direct,
-    blockDevice: image.blockDevice,
-    serial: image.serial,
+    ...blkOptionsFor(image, 'vda', 1),
     queues: options.queues ?? 1,
     ...(options.queueSize !== undefined ? { queueSize: options.queueSize } : {}),
-    ...(image.directMemoryAlign !== undefined ? { directMemoryAlign: image.directMemoryAlign, directOffsetAlign: image.directOffsetAlign! } : {}),
     ...(options.engine !== undefined ? { engine: options.engine } : {}),
   };
 }
