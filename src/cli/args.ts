@@ -177,13 +177,13 @@ Console: the guest's serial port is stdin/stdout; on a terminal, Ctrl-A x quits
 and Ctrl-A Ctrl-A sends Ctrl-A.
 
 Exit status:
-    0   guest powered off or halted (or Ctrl-A x)
+    0   guest powered off (ACPI S5) or halted (or Ctrl-A x)
     2   invalid arguments or configuration (bad flag, file, size, kernel format,
         MAC address, no such TAP or not a TAP, unusable disk)
     4   host error (no usable /dev/kvm, permission, I/O failure, TAP busy or not
         permitted, no /dev/net/tun, disk in use by another VMM)
-   32   guest reset (i8042 reset, ACPI reset)
-   34   guest panic
+   32   guest reset (i8042 reset, ACPI reset register)
+   34   guest panic (pvpanic)
    36   guest crash (triple fault, emulation failure, unhandled exit)
   124   --timeout expired
   128+N killed by signal N (130 for SIGINT, 143 for SIGTERM)
