@@ -28,7 +28,6 @@ const LEAF_EXTENDED_FEATURES = 0x7;
 const LEAF_XSAVE = 0xd;
 const LEAF_EXT_TOPOLOGY = 0xb;
 const LEAF_CACHE_PARAMS = 0x4;
-export const LEAF_KVM_SIGNATURE = 0x40000000;
 export const LEAF_KVM_FEATURES = 0x40000001;
 const LEAF_AMD_FEATURES = 0x80000001;
 const LEAF_AMD_SIZES = 0x80000008;
@@ -103,9 +102,6 @@ export function parseCpuFeatures(spec: string): CpuFeatureEdits {
   return { remove, add };
 }
 
-export function mergeFeatureEdits(...edits: CpuFeatureEdits[]): CpuFeatureEdits {
-  return { remove: edits.flatMap((e) => e.remove), add: edits.flatMap((e) => e.add) };
-}
 
 /** A mutable copy of kvm_cpuid_entry2 records. */
 export class CpuidTable {

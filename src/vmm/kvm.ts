@@ -157,7 +157,6 @@ export function setIrqLine(vmFd: number, irq: number, level: boolean): void {
   kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQ_LINE, 'KVM_IRQ_LINE', irqLevelBuffer));
 }
 
-const KVM_IRQFD_FLAG_DEASSIGN = 1;
 const KVM_IRQFD_FLAG_RESAMPLE = 2;
 
 /**
@@ -175,14 +174,6 @@ export function assignIrqfd(vmFd: number, eventFd: number, gsi: number, resample
   kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQFD, 'KVM_IRQFD', buffer));
 }
 
-export function deassignIrqfd(vmFd: number, eventFd: number, gsi: number): void {
-  const buffer = new Uint8Array(abi.SIZEOF_KVM_IRQFD);
-  const v = new DataView(buffer.buffer);
-  v.setUint32(0, eventFd, true);
-  v.setUint32(4, gsi, true);
-  v.setUint32(8, KVM_IRQFD_FLAG_DEASSIGN, true);
-  kvmCall(() => ioctlBuffer(vmFd, abi.KVM_IRQFD, 'KVM_IRQFD', buffer));
-}
 
 const KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0;
 const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;

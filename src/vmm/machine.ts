@@ -122,10 +122,6 @@ export class Machine {
     return { eax: table.get(1, 0, 'eax'), edx: table.get(1, 0, 'edx') };
   }
 
-  /** Lets a quirk layer or a config adjust the common CPUID table before start. */
-  editCpuid(fn: (table: CpuidTable) => void): void {
-    fn(this.cpuidBase);
-  }
 
   addDevice(spec: DeviceSpec): void {
     this.devices.push(spec);
