@@ -7,7 +7,8 @@ import { writeSync } from 'node:fs';
 import { attachVirtioMmio, type AttachedVirtioDevice } from './transport/virtio-mmio-attach.js';
 import type { TransportKind } from './config.js';
 import { VirtioConsole, type ConsoleOptions } from './virtio/devices/console.js';
-import { VirtioRng } from './virtio/devices/rng.js';
+import { RNG_COUNTERS, VirtioRng, type RngOptions } from './virtio/devices/rng.js';
+import { DeviceCounters } from './virtio/device-counters.js';
 import { VirtioNet } from './virtio/devices/net/device.js';
 import type { NetOptions } from './virtio/devices/net/options.js';
 import { NetStats } from './virtio/devices/net/stats.js';
@@ -49,6 +50,8 @@ export interface VirtioDevices {
   readonly attached: AttachedVirtioDevice[];
   /** Where console input goes when virtio-console is the console. */
   readonly consoleInput?: (bytes: Uint8Array) => void;
+  /** Each device's counters by device name, as its data-plane thread counts them. */
+  readonly counters: ReadonlyMap<string, () => Readonly<Record<string, number>>>;
 }
 
 const deviceModule = (file: string, factory: string, options: unknown): VirtioDeviceModule => ({
@@ -60,6 +63,7 @@ const deviceModule = (file: string, factory: string, options: unknown): VirtioDe
 export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions): VirtioDevices {
   const devices: Array<{ name: string; device: VirtioDevice; module: VirtioDeviceModule; attached?: (a: AttachedVirtioDevice) => void }> = [];
   let consoleInput: ((bytes: Uint8Array) => void) | undefined;
+  const counters = new Map<string, () => Readonly<Record<string, number>>>();
 
   if (options.console) {
     const [readFd, writeFd] = pipe(O_CLOEXEC);
@@ -75,20 +79,25 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     };
   }
   if (options.rng) {
-    devices.push({ name: 'virtio-rng', device: new VirtioRng(), module: deviceModule('rng', 'createVirtioRng', {}) });
+    const rngCounters = new DeviceCounters(RNG_COUNTERS);
+    const rngOptions: RngOptions = { counters: rngCounters.shared };
+    counters.set('virtio-rng', () => rngCounters.snapshot());
+    devices.push({ name: 'virtio-rng', device: new VirtioRng(rngOptions), module: deviceModule('rng', 'createVirtioRng', rngOptions) });
   }
 
   for (const spec of options.net ?? []) {
     const tap = openTap(spec.tap);
     machine.onClose(() => close(tap.fd));
+    const stats = new NetStats();
     const netOptions: NetOptions = {
       name: tap.name,
       tapFds: [tap.fd],
       mac: Array.from(spec.mac !== undefined ? parseMac(spec.mac) : defaultMac(spec.tap)),
       tapOffloads: tap.offloads,
-      stats: new NetStats().shared,
+      stats: stats.shared,
     };
     const name = `virtio-net:${tap.name}`;
+    counters.set(name, () => stats.snapshot());
     devices.push({ name, device: new VirtioNet(netOptions), module: deviceModule('net/device', 'createVirtioNet', netOptions) });
   }
 
@@ -126,5 +135,5 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     });
     bus.register();
   }
-  return { cmdline, attached, ...(consoleInput ? { consoleInput } : {}) };
+  return { cmdline, attached, counters, ...(consoleInput ? { consoleInput } : {}) };
 }

@@ -10,7 +10,7 @@ import { FirmwareError, buildFirmwareTables } from './boot/acpi/index.js';
 import type { BootProtocol } from './boot/cpu-state.js';
 import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
 import { addLegacyDevices } from './legacy/index.js';
-import { addVirtioDevices } from './virtio-devices.js';
+import { addVirtioDevices, type VirtioDevices } from './virtio-devices.js';
 import { NetError } from './net/net-error.js';
 import { DiskError } from './disk/disk-error.js';
 import { openDisks } from './disk/disk-image.js';
@@ -40,6 +40,7 @@ export class VirtualMachine {
     readonly protocol: BootProtocol,
     readonly cmdline: string,
     private readonly timeoutSeconds: number | undefined,
+    private readonly counters: VirtioDevices['counters'],
   ) {}
 
   /** Validates the config, creates the VM and loads the kernel. Throws ConfigError, BootError or KvmError. */
@@ -95,7 +96,7 @@ export class VirtualMachine {
       });
       log('kernel %s loaded by %s, entry 0x%s', valid.kernel, boot.protocol, boot.cpu.rip.toString(16));
       const consoleInput = virtio.consoleInput ?? ((bytes: Uint8Array) => uart.receive(bytes));
-      return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds);
+      return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds, virtio.counters);
     } catch (error) {
       await machine.close();
       disks.forEach((disk) => disk.close());
@@ -122,6 +123,14 @@ export class VirtualMachine {
         this.timeoutSeconds * 1000,
       );
     }
+  }
+
+  /**
+   * Every virtio device's counters by device name ("virtio-rng", "virtio-net:tap0", …):
+   * what its data-plane thread has counted so far; still readable after the run ends.
+   */
+  deviceCounters(): Record<string, Readonly<Record<string, number>>> {
+    return Object.fromEntries([...this.counters].map(([name, snapshot]) => [name, snapshot()]));
   }
 
   /** Bytes typed at the console: to virtio-console when it is the console, else to the serial port. */

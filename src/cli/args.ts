@@ -20,7 +20,7 @@ export class UsageError extends Error {
 export type Command =
   | { readonly kind: 'help'; readonly topic: 'main' | 'run' }
   | { readonly kind: 'version' }
-  | { readonly kind: 'run'; readonly config: VmConfig };
+  | { readonly kind: 'run'; readonly config: VmConfig; readonly metricsPath?: string };
 
 const runOptions = {
   kernel: { type: 'string', short: 'k' },
@@ -38,6 +38,7 @@ const runOptions = {
   transport: { type: 'string' },
   net: { type: 'string', short: 'n', multiple: true },
   disk: { type: 'string', short: 'd', multiple: true },
+  metrics: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -109,8 +110,10 @@ export function parseCommand(argv: readonly string[]): Command {
     throw error;
   }
   const params = [...(values.params ?? []), ...(values.cmdline ?? []), ...(values.append ?? [])];
+  if (values.metrics === '') throw new UsageError('--metrics needs a file path');
   return {
     kind: 'run',
+    ...(values.metrics !== undefined ? { metricsPath: values.metrics } : {}),
     config: {
       kernel: values.kernel,
       ...(values.initrd !== undefined ? { initrd: values.initrd } : {}),
@@ -167,6 +170,9 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
       --transport KIND     pci (default) or mmio, for every virtio device; MMIO
                            devices are announced with virtio_mmio.device= parameters
       --timeout SECONDS    end the run with status 124 after this long
+      --metrics PATH       when the run ends, write JSON there: the exit status and
+                           reason, and every virtio device's counters (requests,
+                           bytes, frames, drops by reason)
       --cpu-features LIST  hide or require CPUID features, e.g. -cx16,-xsave,+x2apic
                            (names as in /proc/cpuinfo)
       --host-quirks MODE   auto (default), on or off: finish int3/fwait and hide

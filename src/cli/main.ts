@@ -3,7 +3,8 @@
  * The `kvm` command: parse flags, build the VM through the library API, wire
  * the console and signals, and exit with the documented status.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { availableParallelism, constants } from 'node:os';
 import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
 import { prewarmVcpuThreads, releaseVcpuThreads } from '../vmm/vcpu-threads.js';
@@ -42,6 +43,14 @@ async function main(argv: readonly string[]): Promise<void> {
     if (error instanceof ConfigError) fail(error.message, EXIT_INVALID_ARGUMENTS);
     throw error;
   }
+  const { metricsPath } = command;
+  if (metricsPath !== undefined) {
+    try {
+      accessSync(dirname(resolve(metricsPath)), fsConstants.W_OK);
+    } catch (error) {
+      fail(`--metrics: cannot write ${metricsPath}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, EXIT_INVALID_ARGUMENTS);
+    }
+  }
   // vCPU threads boot Node and koffi while this thread loads the VMM.
   // Only for counts KVM will accept (its recommended limit is the host's CPU count).
   if (command.config.cpus <= availableParallelism()) prewarmVcpuThreads(command.config.cpus);
@@ -65,6 +74,13 @@ async function main(argv: readonly string[]): Promise<void> {
   vm.start();
   const exit = await vm.wait();
   terminal.detach();
+  if (metricsPath !== undefined) {
+    try {
+      writeFileSync(metricsPath, `${JSON.stringify({ status: exit.status, reason: exit.reason, devices: vm.deviceCounters() }, null, 2)}\n`);
+    } catch (error) {
+      process.stderr.write(`kvm: --metrics: cannot write ${metricsPath}: ${(error as Error).message}\n`);
+    }
+  }
   if (process.env.KVM_REPORT_EXIT || exit.status % 2 === 0 && exit.status !== EXIT_POWER_OFF) {
     process.stderr.write(`kvm: ${exit.reason} (status ${exit.status})\n`);
   }

@@ -45,6 +45,7 @@ test('bad flags become one-line usage errors naming the flag', () => {
   assert.match(message(['run', '-k', 'k', '--timeout', '0']), /--timeout/);
   assert.match(message(['run', '-k', 'k', '--console', 'vga']), /--console "vga"/);
   assert.match(message(['fly']), /unknown command "fly"/);
+  assert.match(message(['run', '-k', 'k', '--metrics', '']), /--metrics needs a file path/);
   for (const m of [message(['run', '-k', 'k', '--frobnicate']), message(['run'])]) assert.not.match(m, /\n/);
 });
 

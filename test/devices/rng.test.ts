@@ -2,13 +2,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import { VirtioRng } from '../../src/virtio/devices/rng.js';
+import { RNG_COUNTERS, VirtioRng } from '../../src/virtio/devices/rng.js';
+import { DeviceCounters } from '../../src/virtio/device-counters.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 
-const rngModule = { module: new URL('../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options: {} };
+/** Counters of the last harness, read here while its data-plane thread counts. */
+let counters = new DeviceCounters(RNG_COUNTERS);
 
 async function harness(): Promise<VirtioMmioHarness> {
-  const h = new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(), module: rngModule });
+  counters = new DeviceCounters(RNG_COUNTERS);
+  const options = { counters: counters.shared };
+  const module = { module: new URL('../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options };
+  const h = new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(options), module });
   await h.ready();
   return h;
 }
@@ -32,6 +37,8 @@ test('fills device-writable buffers of any size with entropy, in place', async (
     }
     // Entropy differs between requests.
     assert.not.equal(Array.from(h.memory.slice(buffers[1]!, 64)), Array.from(h.memory.slice(buffers[2]!, 64)));
+    // The data-plane thread's counts are visible here.
+    assert.equal(counters.snapshot(), { requests: 4, bytes: 1 + 64 + 4096 + 100_000 });
   } finally {
     await h.close();
   }
@@ -48,6 +55,7 @@ test('a chain with a buffer outside guest RAM is returned with length 0 and the 
     h.kick(0);
     assert.equal(await h.waitForUsed(0, 2), [{ id: bad, len: 0 }, { id: good, len: 32 }]);
     assert.is(h.status & V.VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+    assert.is(counters.get('bytes'), 32, 'only the good chain carried entropy');
   } finally {
     await h.close();
   }

@@ -5,6 +5,9 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { assertKvmUsable, runKvm, type KvmRun } from '../helpers/run-kvm.js';
 
@@ -45,6 +48,22 @@ for (const [transport, irq] of [['pci', 'msix'], ['pci', 'intx'], ['mmio', 'intx
     assert.is.not(samples[0], '0'.repeat(32));
   });
 }
+
+test('--metrics: the host-side counters agree with what the guest received', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-metrics-'));
+  try {
+    const file = path.join(dir, 'metrics.json');
+    const run = await runKvm(['run', '-k', guest.elf, '--rng', '--metrics', file, '-p', 'test=virtio-rng']);
+    expectSuccess(run, 'virtio-rng: ok');
+    const metrics = JSON.parse(readFileSync(file, 'utf8')) as { status: number; reason: string; devices: Record<string, unknown> };
+    assert.equal(metrics, { status: 1, reason: 'guest wrote 0x0 to debug-exit', devices: { 'virtio-rng': { requests: 2, bytes: 128 } } });
+    const unwritable = await runKvm(['run', '-k', guest.elf, '--metrics', path.join(dir, 'missing', 'metrics.json')]);
+    assert.is(unwritable.status, 2);
+    assert.is(unwritable.stderr, `kvm: --metrics: cannot write ${path.join(dir, 'missing', 'metrics.json')}: ENOENT\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 for (const [transport, irq] of [['pci', 'msix'], ['pci', 'intx'], ['mmio', 'intx']] as const) {
   test(`virtio-console over ${transport} with ${irq}: output on stdout, stdin echoed back`, async () => {

@@ -6,11 +6,21 @@
 import { webcrypto } from 'node:crypto';
 import { VIRTIO_ID_RNG } from '../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
+import { DeviceCounters } from '../device-counters.js';
 import { drainQueue } from './drain.js';
 
 export const RNG_QUEUE_SIZE = 256;
 /** getRandomValues refuses more than this per call. */
 const MAX_RANDOM_CHUNK = 65536;
+
+/** Requests served, and the entropy bytes they carried to the guest. */
+export const RNG_COUNTERS = ['requests', 'bytes'] as const;
+export type RngCounter = (typeof RNG_COUNTERS)[number];
+
+export interface RngOptions {
+  /** Shared counters (see DeviceCounters); the thread that built the options reads them. */
+  readonly counters?: SharedArrayBuffer;
+}
 
 export class VirtioRng implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_RNG;
@@ -19,8 +29,11 @@ export class VirtioRng implements VirtioDevice {
   readonly configSpace = new Uint8Array(0);
   readonly writableConfig = [];
   private context: ActivationContext | undefined;
-  /** Entropy bytes handed to the guest since activation. */
-  bytesServed = 0;
+  readonly counters: DeviceCounters<RngCounter>;
+
+  constructor(options: RngOptions = {}) {
+    this.counters = new DeviceCounters(RNG_COUNTERS, options.counters);
+  }
 
   activate(context: ActivationContext): void {
     this.context = context;
@@ -38,7 +51,8 @@ export class VirtioRng implements VirtioDevice {
         }
         written += view.length;
       }
-      this.bytesServed += written;
+      this.counters.add('requests');
+      this.counters.add('bytes', written);
       return written;
     });
   }
@@ -48,5 +62,5 @@ export class VirtioRng implements VirtioDevice {
   }
 }
 
-export const createVirtioRng: VirtioDeviceFactory = () => new VirtioRng();
+export const createVirtioRng: VirtioDeviceFactory = (options) => new VirtioRng(options as RngOptions);
 

@@ -1,8 +1,5 @@
-/**
- * The device's counters, in a SharedArrayBuffer so the thread that built the
- * options (the VMM's main thread, a test, a benchmark) reads what the
- * data-plane thread counts. One writer; readers may see a count one behind.
- */
+/** virtio-net's counters (shared with the thread that built the options; see DeviceCounters). */
+import { DeviceCounters } from '../../device-counters.js';
 
 export const NET_COUNTERS = [
   /** Frames delivered to the guest, and their bytes (without the virtio-net header). */
@@ -40,30 +37,8 @@ export const NET_COUNTERS = [
 
 export type NetCounter = (typeof NET_COUNTERS)[number];
 
-const INDEX = new Map<NetCounter, number>(NET_COUNTERS.map((name, i) => [name, i]));
-
-export class NetStats {
-  readonly shared: SharedArrayBuffer;
-  private readonly values: Float64Array;
-
+export class NetStats extends DeviceCounters<NetCounter> {
   constructor(shared?: SharedArrayBuffer) {
-    this.shared = shared ?? new SharedArrayBuffer(NET_COUNTERS.length * Float64Array.BYTES_PER_ELEMENT);
-    this.values = new Float64Array(this.shared);
-  }
-
-  add(counter: NetCounter, amount = 1): void {
-    this.values[INDEX.get(counter)!]! += amount;
-  }
-
-  set(counter: NetCounter, value: number): void {
-    this.values[INDEX.get(counter)!] = value;
-  }
-
-  get(counter: NetCounter): number {
-    return this.values[INDEX.get(counter)!]!;
-  }
-
-  snapshot(): Record<NetCounter, number> {
-    return Object.fromEntries(NET_COUNTERS.map((name, i) => [name, this.values[i]!])) as Record<NetCounter, number>;
+    super(NET_COUNTERS, shared);
   }
 }
