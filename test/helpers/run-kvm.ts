@@ -31,12 +31,15 @@ export interface RunOptions {
   /** Kill the child after this long (a hung VMM is a failure, not a wait). */
   readonly limitMs?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** A command that runs kvm, e.g. `ip netns exec NAME` (it must exec kvm, so kvm gets the signals). */
+  readonly prefix?: readonly string[];
 }
 
 export function runKvm(args: readonly string[], options: RunOptions = {}): Promise<KvmRun> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath];
+    const child = spawn(command!, [...prefixArgs, CLI, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...options.env },
     });
