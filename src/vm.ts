@@ -5,7 +5,7 @@
 import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
 import { BootError } from './boot/boot-error.js';
-import { loadKernel } from './boot/index.js';
+import { isLinuxKernel, loadKernel } from './boot/index.js';
 import { FirmwareError, buildFirmwareTables } from './boot/acpi/index.js';
 import type { BootProtocol } from './boot/cpu-state.js';
 import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
@@ -24,7 +24,7 @@ import {
 import { PCI_HOLE_START } from './vmm/guest-ram.js';
 import { KvmError } from './vmm/kvm.js';
 import { HostCallError } from './vmm/libc.js';
-import { hostQuirksActive } from './vmm/host-quirks.js';
+import { hostQuirkLinuxParams, hostQuirksActive } from './vmm/host-quirks.js';
 import { Machine, type MachineTimings } from './vmm/machine.js';
 
 const log = createDebug('kvm:vm');
@@ -50,13 +50,14 @@ export class VirtualMachine {
     const initrd = valid.initrd !== undefined ? readFileSync(valid.initrd) : undefined;
     // Disks are opened and locked before KVM is touched: a bad disk is a one-line error.
     const disks = openDisks(valid.disks ?? []);
+    const hostQuirks = hostQuirksActive(valid.hostQuirks ?? 'auto');
     let machine: Machine;
     try {
       machine = Machine.create({
         memoryBytes: valid.memoryBytes,
         cpus: valid.cpus,
         cpuFeatures: valid.cpuFeatureEdits,
-        hostQuirks: hostQuirksActive(valid.hostQuirks ?? 'auto'),
+        hostQuirks,
       });
     } catch (error) {
       disks.forEach((disk) => disk.close());
@@ -78,7 +79,9 @@ export class VirtualMachine {
         disks,
         diskQueues: valid.cpus,
       });
-      const cmdline = [kernelCommandLine(valid), ...virtio.cmdline].join(' ');
+      const quirkParams = hostQuirks && isLinuxKernel(kernel) ? hostQuirkLinuxParams(valid.cmdline ?? '') : [];
+      if (quirkParams.length) log('host quirks: Linux gets %s', quirkParams.join(' '));
+      const cmdline = [kernelCommandLine(valid), ...quirkParams, ...virtio.cmdline].join(' ');
       const firmware = buildFirmwareTables(machine.memory, {
         cpus: valid.cpus,
         pciInterrupts: virtio.attached.flatMap((a) => (a.placement.kind === 'pci' ? [{ slot: a.placement.slot, gsi: a.placement.irq }] : [])),

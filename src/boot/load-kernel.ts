@@ -39,3 +39,12 @@ export function loadKernel(options: BootOptions): BootResult {
   if (looksLikeBzImage(kernel)) return loadBzImage(ctx, kernel);
   throw new BootError('not-a-kernel', 'kernel is neither an ELF nor a bzImage (no ELF magic, no "HdrS" setup header)');
 }
+
+/** The banner every Linux image carries (linux_banner), compressed or not. */
+const LINUX_BANNER = new TextEncoder().encode('Linux version ');
+
+/** A Linux kernel: any bzImage, or an ELF vmlinux with Linux's banner (not a PVH test guest or other ELF). */
+export function isLinuxKernel(kernel: Uint8Array): boolean {
+  if (looksLikeBzImage(kernel)) return true;
+  return isElf(kernel) && Buffer.from(kernel.buffer, kernel.byteOffset, kernel.byteLength).indexOf(LINUX_BANNER) >= 0;
+}

@@ -175,8 +175,10 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
                            bytes, frames, drops by reason)
       --cpu-features LIST  hide or require CPUID features, e.g. -cx16,-xsave,+x2apic
                            (names as in /proc/cpuinfo)
-      --host-quirks MODE   auto (default), on or off: finish int3/fwait and hide
-                           hypercall features on nested PVM hosts (kvm_pvm loaded)
+      --host-quirks MODE   auto (default), on or off: on nested PVM hosts (kvm_pvm
+                           loaded) finish int3/fwait, hide hypercall features and
+                           CX16, and give Linux kernels the parameters that host's
+                           emulator needs (noxsave, clearcpuid=…; see README)
   -h, --help               this help
 
 Console: the guest's serial port is stdin/stdout; on a terminal, Ctrl-A x quits

@@ -31,6 +31,27 @@ export const HOST_QUIRK_CPU_EDITS: CpuFeatureEdits = {
   add: [],
 };
 
+/**
+ * Kernel parameters a Linux guest needs on such a host, each found by booting Linux 6.1 here
+ * without it: `noxsave` (the emulator fails on xrstor), `clearcpuid=` (instructions it does
+ * not emulate, which the kernel's alternatives would patch in), `noreplace-smp` (SMP
+ * alternatives patching), `tsc=reliable` (the clocksource watchdog judges the emulated TSC
+ * unstable and boot stalls), `nokaslr`.
+ */
+export const HOST_QUIRK_LINUX_PARAMS = [
+  'nokaslr',
+  'noxsave',
+  'noreplace-smp',
+  'tsc=reliable',
+  'clearcpuid=popcnt,smap,erms,fsrm,pni,ssse3,sse4_1,sse4_2,pclmulqdq,aes,sha_ni,movbe',
+] as const;
+
+/** The quirk parameters the user's command line does not already set (by name). */
+export function hostQuirkLinuxParams(userCmdline: string): string[] {
+  const given = new Set(userCmdline.split(/\s+/).filter(Boolean).map((word) => word.split('=')[0]));
+  return HOST_QUIRK_LINUX_PARAMS.filter((param) => !given.has(param.split('=')[0]!));
+}
+
 export const OPCODE_INT3 = 0xcc;
 export const OPCODE_FWAIT = 0x9b;
 export const BP_VECTOR = 3;

@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BootError } from '../../src/boot/boot-error.js';
-import { loadKernel } from '../../src/boot/load-kernel.js';
+import { isLinuxKernel, loadKernel } from '../../src/boot/load-kernel.js';
+import { buildBzImage } from './bzimage-writer.js';
 import { E820_TYPE_RAM, E820_TYPE_RESERVED } from '../../src/boot/memory-map.js';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { throwsBootError } from './assert-boot-error.js';
@@ -59,6 +60,16 @@ test('ELF64 vmlinux without PVH note: segments copied at p_paddr, bss zeroed, 64
   assert.is(memory.readU32(0x7000 + 0x228), 0x20000);
   assert.is(memory.readCString(0x20000, 100), 'console=hvc0');
   assert.is(memory.readU8(0x7000 + 0x1e8), 3);
+});
+
+test('Linux is told apart by its banner (ELF) or its setup header (bzImage)', () => {
+  assert.not.ok(isLinuxKernel(buildElf(kernelSpec()).bytes), 'an ELF without the banner (a test guest)');
+  const banner = new TextEncoder().encode('Linux version 6.1.0 (gcc) #1 SMP');
+  const withBanner = Uint8Array.from(text);
+  withBanner.set(banner, 0x100);
+  assert.ok(isLinuxKernel(buildElf(kernelSpec({ segments: [{ paddr: 0x1000000, vaddr: KERNEL_VIRT, data: withBanner }] })).bytes));
+  assert.ok(isLinuxKernel(buildBzImage()));
+  assert.not.ok(isLinuxKernel(new Uint8Array(4096)));
 });
 
 test('ELF64 with a virtual e_entry is translated through its segment', () => {

@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import {
   BP_VECTOR,
   HOST_QUIRK_CPU_EDITS,
+  HOST_QUIRK_LINUX_PARAMS,
+  hostQuirkLinuxParams,
   hostQuirksActive,
   quirkForInstruction,
   recoverFromEmulationFailure,
@@ -14,6 +16,12 @@ test('auto follows the kvm_pvm probe; on and off are forced', () => {
   assert.not.ok(hostQuirksActive('auto', () => false));
   assert.ok(hostQuirksActive('on', () => false));
   assert.not.ok(hostQuirksActive('off', () => true));
+});
+
+test('Linux quirk parameters: all of them, less each one the user set by name', () => {
+  assert.equal(hostQuirkLinuxParams(''), [...HOST_QUIRK_LINUX_PARAMS]);
+  const left = hostQuirkLinuxParams('root=/dev/vda tsc=unstable clearcpuid=avx  nokaslr');
+  assert.equal(left, ['noxsave', 'noreplace-smp']);
 });
 
 test('int3 becomes a #BP after RIP moves past it; fwait is skipped; anything else is a crash', () => {
