@@ -4,8 +4,8 @@
  * budget (the queue size in the descriptor table, the entry count in an
  * indirect table), so a loop always ends in an error instead of spinning.
  */
-import { GuestMemory } from '../vmm/guest-memory.js';
-import { DescriptorChain, type ChainSegment } from './descriptor-chain.js';
+import type { GuestMemory } from '../vmm/guest-memory.js';
+import { DescriptorChain } from './descriptor-chain.js';
 import { QueueError, type QueueErrorKind } from './queue-error.js';
 import { DESC_ADDR, DESC_FLAGS, DESC_LEN, DESC_NEXT } from './queue-layout.js';
 import {
@@ -30,21 +30,25 @@ export interface ChainSource {
 
 /** The chain starting at `head` (< queue size); a malformed chain comes back with `error` set. */
 export function walkChain(source: ChainSource, head: number): DescriptorChain {
-  try {
-    return DescriptorChain.fromSegments(head, collectSegments(source, head));
-  } catch (error) {
-    if (error instanceof QueueError && !error.fatal) return DescriptorChain.malformed(head, error);
-    throw error;
-  }
+  const chain = new DescriptorChain();
+  walkChainInto(source, head, chain);
+  return chain;
 }
 
-function chainError(head: number, kind: QueueErrorKind, detail: string): QueueError {
-  return new QueueError(kind, `chain ${head}: ${detail}`);
-}
+/** Largest high word of a descriptor address that keeps it a safe integer (< 2^53). */
+const MAX_SAFE_HIGH = 0x1f_ffff;
+const TWO_32 = 0x1_0000_0000;
 
-function collectSegments({ memory, descTable, queueSize, indirect }: ChainSource, head: number): ChainSegment[] {
-  const segments: ChainSegment[] = [];
+/**
+ * Refills `chain` with the chain starting at `head` (< queue size), allocating nothing on the
+ * way for a well-formed chain; a malformed one comes back with `error` set and no segments.
+ * Throws only fatal QueueErrors.
+ */
+export function walkChainInto({ memory, descTable, queueSize, indirect }: ChainSource, head: number, chain: DescriptorChain): void {
+  chain.reset(head);
   let table = descTable;
+  /** Byte offset of the current table in `table`. */
+  let tableStart = 0;
   let entries = queueSize;
   let budget = queueSize;
   let inIndirect = false;
@@ -52,33 +56,43 @@ function collectSegments({ memory, descTable, queueSize, indirect }: ChainSource
   for (;;) {
     if (budget === 0) {
       const where = inIndirect ? ' in its indirect table' : '';
-      throw chainError(head, 'chain-too-long', `more than ${entries} descriptors${where} (a loop)`);
+      chain.markMalformed(chainError(head, 'chain-too-long', `more than ${entries} descriptors${where} (a loop)`));
+      return;
     }
     budget--;
-    const at = index * VIRTQ_DESC_SIZE;
-    const rawAddress = table.getBigUint64(at + DESC_ADDR, true);
+    const at = tableStart + index * VIRTQ_DESC_SIZE;
+    const low = table.getUint32(at + DESC_ADDR, true);
+    const high = table.getUint32(at + DESC_ADDR + 4, true);
     const length = table.getUint32(at + DESC_LEN, true);
     const flags = table.getUint16(at + DESC_FLAGS, true);
     const next = table.getUint16(at + DESC_NEXT, true);
+    // A guest-supplied address beyond 2^53 is never RAM; -1 stands for it below.
+    const address = high <= MAX_SAFE_HIGH ? high * TWO_32 + low : -1;
 
     if (flags & VIRTQ_DESC_F_INDIRECT) {
       // 2.7.5.3: zero or more direct descriptors may precede one indirect descriptor, which ends
       // the chain; its WRITE flag is ignored.
+      let problem: QueueError | undefined;
       if (!indirect) {
-        throw chainError(head, 'indirect-not-negotiated', 'INDIRECT without VIRTIO_F_RING_INDIRECT_DESC negotiated');
-      }
-      if (inIndirect) throw chainError(head, 'nested-indirect', 'INDIRECT descriptor inside an indirect table');
-      if (flags & VIRTQ_DESC_F_NEXT) throw chainError(head, 'indirect-with-next', 'both INDIRECT and NEXT set');
-      if (length === 0 || length % VIRTQ_DESC_SIZE !== 0 || length / VIRTQ_DESC_SIZE > MAX_INDIRECT_ENTRIES) {
+        problem = chainError(head, 'indirect-not-negotiated', 'INDIRECT without VIRTIO_F_RING_INDIRECT_DESC negotiated');
+      } else if (inIndirect) {
+        problem = chainError(head, 'nested-indirect', 'INDIRECT descriptor inside an indirect table');
+      } else if (flags & VIRTQ_DESC_F_NEXT) {
+        problem = chainError(head, 'indirect-with-next', 'both INDIRECT and NEXT set');
+      } else if (length === 0 || length % VIRTQ_DESC_SIZE !== 0 || length / VIRTQ_DESC_SIZE > MAX_INDIRECT_ENTRIES) {
         const rule = `a multiple of ${VIRTQ_DESC_SIZE} for 1..${MAX_INDIRECT_ENTRIES} entries`;
-        throw chainError(head, 'bad-indirect-length', `indirect table length ${length} is not ${rule}`);
+        problem = chainError(head, 'bad-indirect-length', `indirect table length ${length} is not ${rule}`);
       }
-      const address = toGuestAddress(rawAddress);
-      if (address === undefined || !memory.contains(address, length)) {
-        throw chainError(head, 'indirect-out-of-range', `indirect table ${describeRange(rawAddress, length)} is not RAM`);
+      const region = problem || address < 0 ? -1 : memory.regionIndex(address, length);
+      if (!problem && region < 0) {
+        problem = chainError(head, 'indirect-out-of-range', `indirect table ${describeRange(high, low, length)} is not RAM`);
       }
-      const bytes = memory.slice(address, length);
-      table = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      if (problem) {
+        chain.markMalformed(problem);
+        return;
+      }
+      table = memory.regionView(region);
+      tableStart = address - memory.regionBase(region);
       entries = length / VIRTQ_DESC_SIZE;
       budget = entries;
       inIndirect = true;
@@ -86,29 +100,36 @@ function collectSegments({ memory, descTable, queueSize, indirect }: ChainSource
       continue;
     }
 
-    const address = toGuestAddress(rawAddress);
+    let host = -1;
     // A zero-length buffer is never accessed, so only its address has to be sane.
-    if (address === undefined || (length > 0 && !memory.contains(address, length))) {
-      throw chainError(head, 'buffer-out-of-range', `buffer ${describeRange(rawAddress, length)} is not RAM`);
+    if (length > 0) {
+      const region = address < 0 ? -1 : memory.regionIndex(address, length);
+      if (region < 0) {
+        chain.markMalformed(chainError(head, 'buffer-out-of-range', `buffer ${describeRange(high, low, length)} is not RAM`));
+        return;
+      }
+      const hostBase = memory.regionHost(region);
+      if (hostBase >= 0) host = hostBase + (address - memory.regionBase(region));
+    } else if (address < 0) {
+      chain.markMalformed(chainError(head, 'buffer-out-of-range', `buffer ${describeRange(high, low, length)} is not RAM`));
+      return;
     }
-    segments.push({ address, length, writable: (flags & VIRTQ_DESC_F_WRITE) !== 0 });
-    if (!(flags & VIRTQ_DESC_F_NEXT)) return segments;
+    if (!chain.append(address, length, (flags & VIRTQ_DESC_F_WRITE) !== 0, host)) return;
+    if (!(flags & VIRTQ_DESC_F_NEXT)) return;
     if (next >= entries) {
       const which = inIndirect ? 'indirect table' : 'descriptor table';
-      throw chainError(head, 'bad-next', `next index ${next} is beyond the ${entries}-entry ${which}`);
+      chain.markMalformed(chainError(head, 'bad-next', `next index ${next} is beyond the ${entries}-entry ${which}`));
+      return;
     }
     index = next;
   }
 }
 
-function describeRange(address: bigint, length: number): string {
-  return `0x${address.toString(16)}+0x${length.toString(16)}`;
+function chainError(head: number, kind: QueueErrorKind, detail: string): QueueError {
+  return new QueueError(kind, `chain ${head}: ${detail}`);
 }
 
-function toGuestAddress(value: bigint): number | undefined {
-  try {
-    return GuestMemory.toAddress(value);
-  } catch {
-    return undefined;
-  }
+function describeRange(high: number, low: number, length: number): string {
+  const address = (BigInt(high) << 32n) | BigInt(low);
+  return `0x${address.toString(16)}+0x${length.toString(16)}`;
 }

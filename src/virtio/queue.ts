@@ -7,9 +7,9 @@
  * device marked with its error so it can be completed and skipped.
  */
 import type { GuestMemory } from '../vmm/guest-memory.js';
-import type { DescriptorChain } from './descriptor-chain.js';
+import { DescriptorChain } from './descriptor-chain.js';
 import { memoryFence } from './memory-fence.js';
-import { walkChain, type ChainSource } from './queue-chain-walker.js';
+import { walkChainInto, type ChainSource } from './queue-chain-walker.js';
 import { QueueError } from './queue-error.js';
 import { vringNeedEvent } from './queue-event-idx.js';
 import {
@@ -124,7 +124,16 @@ export class SplitQueue {
    * with a valid head comes back with `error` set and no segments.
    */
   pop(): DescriptorChain | undefined {
-    if (this.pendingCount === 0) return undefined;
+    const chain = new DescriptorChain();
+    return this.popInto(chain) ? chain : undefined;
+  }
+
+  /**
+   * pop() into a chain the caller owns and reuses (no allocation for a well-formed chain):
+   * false when the driver has posted nothing new. Same checks and errors as pop().
+   */
+  popInto(chain: DescriptorChain): boolean {
+    if (this.pendingCount === 0) return false;
     // The ring entry is read after avail.idx: x86 never reorders a load before an earlier load,
     // so this is the spec's read barrier at no cost.
     const slot = this.nextAvail & (this.size - 1);
@@ -134,7 +143,8 @@ export class SplitQueue {
       throw new QueueError('bad-head', `avail ring entry ${entry} names head ${head} in a queue of ${this.size}`);
     }
     this.nextAvail = (this.nextAvail + 1) & INDEX_MASK;
-    return walkChain(this.chainSource, head);
+    walkChainInto(this.chainSource, head, chain);
+    return true;
   }
 
   /** Returns a chain to the driver with the number of bytes written into its writable buffers. */

@@ -88,6 +88,29 @@ export class GuestMemory {
     return i;
   }
 
+  /**
+   * The region holding all of [address, address + length), or -1: with regionBase, regionHost and
+   * regionView, a hot path checks a guest range once and then indexes the region itself.
+   */
+  regionIndex(address: number, length: number): number {
+    return this.find(address, length);
+  }
+
+  /** Guest physical address of region i's first byte. */
+  regionBase(i: number): number {
+    return this.regions[i]!.guestBase;
+  }
+
+  /** Host virtual address of region i's first byte, or -1 when it has no host mapping (tests). */
+  regionHost(i: number): number {
+    return this.regions[i]!.hostAddress ?? -1;
+  }
+
+  /** A DataView over all of region i (index it at guest address − regionBase(i)). */
+  regionView(i: number): DataView {
+    return this.views[i]!;
+  }
+
   /** True when the whole range is RAM (within one region). */
   contains(address: number, length: number): boolean {
     return this.find(address, length) >= 0;

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { DescriptorChain, type ChainSegment } from '../../src/virtio/descriptor-chain.js';
 import { QueueError } from '../../src/virtio/queue-error.js';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { parseBlkRequest, piecesOf, type BlkLimits } from '../../src/virtio/devices/blk/request.js';
+import { forEachDataPiece, parseBlkRequest, piecesOf, type BlkLimits } from '../../src/virtio/devices/blk/request.js';
 import * as S from '../../src/virtio/devices/blk/spec.js';
 
 const limits: BlkLimits = {
@@ -37,13 +37,29 @@ function setup(type: number, sector: bigint, extraReadable: Uint8Array | undefin
 test('IN: data is every writable byte but the last, which is the status', () => {
   const { memory, chain } = setup(S.VIRTIO_BLK_T_IN, 10n, undefined, [512, 512, 1]);
   const r = parseBlkRequest(memory, chain, limits);
-  assert.equal(r, { op: 'read', statusAddress: 0x4000 + 512 + 0x10 + 512 + 0x10, offset: 10 * 512, length: 1024, pieces: [0x4000, 512, 0x4210, 512] });
+  assert.equal(r, { op: 'read', statusAddress: 0x4000 + 512 + 0x10 + 512 + 0x10, offset: 10 * 512, length: 1024, first: 1, skip: 0, pieceCount: 2 });
 });
 
 test('OUT: data is the readable bytes after the header', () => {
   const { memory, chain } = setup(S.VIRTIO_BLK_T_OUT, 99n, new Uint8Array(512), [1]);
   const r = parseBlkRequest(memory, chain, limits);
-  assert.equal(r, { op: 'write', statusAddress: 0x4000, offset: 99 * 512, length: 512, pieces: [0x200, 512] });
+  assert.equal(r, { op: 'write', statusAddress: 0x4000, offset: 99 * 512, length: 512, first: 1, skip: 0, pieceCount: 1 });
+});
+
+test('OUT with header and data in one buffer: the data starts 16 bytes into it and spans the pieces after it', () => {
+  const memory = GuestMemory.fromLayout([[0, 0x10000]]);
+  memory.writeU32(0x100, S.VIRTIO_BLK_T_OUT);
+  const chain = DescriptorChain.fromSegments(1, [
+    { address: 0x100, length: 16 + 512, writable: false },
+    { address: 0x800, length: 0, writable: false },
+    { address: 0x900, length: 512, writable: false },
+    { address: 0x4000, length: 1, writable: true },
+  ]);
+  const r = parseBlkRequest(memory, chain, limits);
+  assert.equal(r, { op: 'write', statusAddress: 0x4000, offset: 0, length: 1024, first: 0, skip: 16, pieceCount: 2 });
+  const pieces: number[] = [];
+  if (r.op === 'write') forEachDataPiece(chain, r.first, r.skip, r.length, (host, guest, length) => pieces.push(host, guest, length));
+  assert.equal(pieces, [-1, 0x110, 512, -1, 0x900, 512], 'the empty segment is skipped; no host mapping in this memory');
 });
 
 test('ranges at and past the capacity, and sectors beyond 2^53 bytes, are IOERR', () => {

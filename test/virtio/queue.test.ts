@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DescriptorChain } from '../../src/virtio/descriptor-chain.js';
 import { MAX_INDIRECT_ENTRIES } from '../../src/virtio/queue-chain-walker.js';
 import {
   VIRTQ_DESC_F_INDIRECT,
@@ -414,6 +415,33 @@ test('the chain keeps the values it validated even if the guest rewrites the des
   driver.writeDescriptor(head, { address: 0xffff_ffff_0000n, length: 0xffff_ffff, flags: WRITE, next: 0 });
   assert.equal(chain?.segments, [{ address: BUFFER_BASE, length: 8, writable: true }]);
   assert.is(driver.readDescriptor(head).length, 0xffff_ffff);
+});
+
+
+test('popInto refills one chain object: the same segments as pop, nothing left over from the previous chain', () => {
+  const { driver, queue } = setupQueue({ indirect: true });
+  const chain = new DescriptorChain();
+  assert.is(queue.popInto(chain), false, 'nothing posted');
+  const long = Array.from({ length: 40 }, (_, i) => ({ address: BUFFER_BASE + i * 0x100, length: 0x10 + i, writable: i >= 30 }));
+  driver.addChain(long, { indirect: true });
+  assert.ok(queue.popInto(chain));
+  assert.is(chain.segmentCount, 40, 'the arrays grew past their first capacity');
+  assert.is(chain.readableCount, 30);
+  assert.equal(chain.segments, long);
+  const head = driver.addChain([{ address: BUFFER_BASE, length: 8, writable: true }]);
+  assert.ok(queue.popInto(chain));
+  assert.is(chain.head, head);
+  assert.equal(chain.segments, [{ address: BUFFER_BASE, length: 8, writable: true }]);
+  assert.is(chain.readableLength, 0);
+  assert.is(chain.writableLength, 8);
+  assert.is(chain.hostAt(0), -1, 'memory over ArrayBuffers has no host addresses');
+  const loop = driver.allocateDescriptors(1)[0]!;
+  driver.writeDescriptor(loop, { address: BUFFER_BASE, length: 4, flags: NEXT, next: loop });
+  driver.offer(loop);
+  assert.ok(queue.popInto(chain));
+  assert.is(chain.error?.kind, 'chain-too-long');
+  assert.is(chain.segmentCount, 0, 'a malformed chain keeps no segment of the walk');
+  assert.is(chain.readableLength + chain.writableLength, 0);
 });
 
 test.run();

@@ -24,7 +24,7 @@
  */
 import { setIovec } from '../../../vmm/io-uring.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX } from '../../../vmm/libc.js';
-import type { DescriptorChain } from '../../descriptor-chain.js';
+import { DescriptorChain } from '../../descriptor-chain.js';
 import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
 import { describeBlk } from './config-space.js';
@@ -32,8 +32,11 @@ import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
 import { HostBuffer } from '../../../vmm/host-buffer.js';
 import { BLK_DEFAULT_POLL_US, BLK_DEFAULT_QUEUE_SIZE, BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, type BlkOptions } from './options.js';
-import { parseBlkRequest, type BlkLimits, type DwzRange } from './request.js';
+import { forEachDataPiece, parseBlkRequest, type BlkLimits, type BlkRequest, type DwzRange } from './request.js';
+import { GuestMemoryError } from '../../../vmm/guest-memory.js';
 import * as S from './spec.js';
+
+type TransferRequest = Extract<BlkRequest, { op: 'read' | 'write' }>;
 
 const PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 const ZERO_RANGE = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
@@ -77,8 +80,9 @@ class Slot {
   length = 0;
   /** Bytes transferred so far (a short transfer continues from here). */
   done = 0;
-  /** Host ranges the iovecs are built from: [address, length, …]. */
-  hostPieces: number[] = [];
+  /** A read or write transfers iovecs [iovStart, iovCount) of this slot's array (advanced after a short transfer). */
+  iovStart = 0;
+  iovCount = 0;
   /** With a bounce buffer: the guest ranges the data really belongs to. */
   guestPieces: number[] = [];
   bounce: HostBuffer | undefined;
@@ -113,6 +117,8 @@ export class VirtioBlk implements VirtioDevice {
   private arena: HostBuffer | undefined;
   private zeroBuffer: HostBuffer | undefined;
   private readonly flushOrder = new FlushOrder();
+  /** Refilled by every pop: a request is parsed and started before the next one is popped. */
+  private readonly chain = new DescriptorChain();
   /** Engine operations submitted or queued and not completed. */
   private opsInFlight = 0;
   private draining = false;
@@ -228,8 +234,8 @@ export class VirtioBlk implements VirtioDevice {
           this.needsService[q] = true;
           return;
         }
-        const chain = queue.pop();
-        if (!chain) break;
+        const chain = this.chain;
+        if (!queue.popInto(chain)) break;
         this.start(q, chain);
         if (!this.active) return;
         // Hand the kernel a few at a time: the disk starts on the first while the rest are parsed,
@@ -317,7 +323,7 @@ export class VirtioBlk implements VirtioDevice {
       }
       case 'read':
       case 'write':
-        this.startTransfer(q, chain.head, request.op, request.statusAddress, request.offset, request.length, request.pieces);
+        this.startTransfer(q, chain, request);
         return;
       case 'discard':
       case 'write-zeroes': {
@@ -357,41 +363,55 @@ export class VirtioBlk implements VirtioDevice {
     return slot;
   }
 
-  private startTransfer(q: number, head: number, op: 'read' | 'write', statusAddress: number, offset: number, length: number, pieces: number[]): void {
-    const memory = this.context!.memory;
-    const slot = this.takeSlot(q, head, statusAddress, op);
+  /** Builds the slot's iovecs straight from the chain's host addresses (a bounce buffer only where O_DIRECT needs one). */
+  private startTransfer(q: number, chain: DescriptorChain, request: TransferRequest): void {
+    const { op, offset, length } = request;
+    const slot = this.takeSlot(q, chain.head, request.statusAddress, op);
     slot.offset = offset;
     slot.length = length;
     slot.used = op === 'read' ? length + 1 : 1;
     slot.fd = this.options.fd;
-    const hostPieces: number[] = new Array(pieces.length);
-    for (let i = 0; i < pieces.length; i += 2) {
-      hostPieces[i] = memory.hostAddress(pieces[i]!, pieces[i + 1]!);
-      hostPieces[i + 1] = pieces[i + 1]!;
+    const words = slot.iovecWords;
+    const memoryAlign = this.directMemoryAlign;
+    const offsetAlign = this.directOffsetAlign;
+    let aligned = true;
+    let count = 0;
+    let skip = request.skip;
+    let left = length;
+    for (let i = request.first; left > 0; i++) {
+      const segmentLength = chain.lengthAt(i);
+      if (segmentLength <= skip) {
+        skip -= segmentLength;
+        continue;
+      }
+      const n = Math.min(segmentLength - skip, left);
+      const host = chain.hostAt(i);
+      if (host < 0) throw new GuestMemoryError('bad-layout', 'guest memory has no host mapping');
+      setIovec(words, count++, host + skip, n);
+      if ((host + skip) % memoryAlign !== 0 || n % offsetAlign !== 0) aligned = false;
+      left -= n;
+      skip = 0;
     }
-    slot.hostPieces = hostPieces;
+    slot.iovStart = 0;
+    slot.iovCount = count;
     if (this.options.direct) {
-      if ((offset | length) % this.directOffsetAlign !== 0) {
+      if ((offset | length) % offsetAlign !== 0) {
         // O_DIRECT cannot address this range of the file at all: the page cache can.
         slot.fd = this.options.bufferedFd ?? this.options.fd;
-      } else if (!this.alignedForDirect(hostPieces)) {
+      } else if (!aligned) {
         const bounce = new HostBuffer(length);
+        const guestPieces: number[] = [];
+        forEachDataPiece(chain, request.first, request.skip, length, (_host, guest, n) => guestPieces.push(guest, n));
         slot.bounce = bounce;
-        slot.guestPieces = pieces;
-        slot.hostPieces = [bounce.address, length];
-        if (op === 'write') this.copyGuest(pieces, bounce.bytes, 'in');
+        slot.guestPieces = guestPieces;
+        setIovec(words, 0, bounce.address, length);
+        slot.iovCount = 1;
+        if (op === 'write') this.copyGuest(guestPieces, bounce.bytes, 'in');
       }
     }
     if (op === 'write') slot.generation = this.flushOrder.writeStarted();
     slot.pending = 1;
     this.issueTransfer(slot);
-  }
-
-  private alignedForDirect(hostPieces: number[]): boolean {
-    for (let i = 0; i < hostPieces.length; i += 2) {
-      if (hostPieces[i]! % this.directMemoryAlign !== 0 || hostPieces[i + 1]! % this.directOffsetAlign !== 0) return false;
-    }
-    return true;
   }
 
   /** Copies between guest ranges and a bounce buffer: 'in' fills the buffer, 'out' empties it into the guest. */
@@ -408,22 +428,31 @@ export class VirtioBlk implements VirtioDevice {
 
   /** (Re)submits a read or write from byte `done` on. */
   private issueTransfer(slot: Slot): void {
-    let skip = slot.done;
-    let count = 0;
-    const pieces = slot.hostPieces;
-    for (let i = 0; i < pieces.length; i += 2) {
-      const length = pieces[i + 1]!;
-      if (skip >= length) {
-        skip -= length;
+    const offset = slot.offset + slot.done;
+    const iovecs = slot.iovecs + slot.iovStart * IOVEC_SIZE;
+    const count = slot.iovCount - slot.iovStart;
+    if (slot.op === 'read') this.engine!.readv(slot.fd, iovecs, count, offset, slot.index, 0);
+    else this.engine!.writev(slot.fd, iovecs, count, offset, slot.index, 0);
+    this.opsInFlight++;
+  }
+
+  /** Drops the first `bytes` of the slot's remaining iovecs (after a short transfer). */
+  private advanceIovecs(slot: Slot, bytes: number): void {
+    const words = slot.iovecWords;
+    let i = slot.iovStart;
+    while (bytes > 0 && i < slot.iovCount) {
+      const at = (i * IOVEC_SIZE) / 4;
+      const length = words[at + 2]! + words[at + 3]! * 0x1_0000_0000;
+      if (bytes >= length) {
+        bytes -= length;
+        i++;
         continue;
       }
-      setIovec(slot.iovecWords, count++, pieces[i]! + skip, length - skip);
-      skip = 0;
+      const base = words[at]! + words[at + 1]! * 0x1_0000_0000;
+      setIovec(words, i, base + bytes, length - bytes);
+      bytes = 0;
     }
-    const offset = slot.offset + slot.done;
-    if (slot.op === 'read') this.engine!.readv(slot.fd, slot.iovecs, count, offset, slot.index, 0);
-    else this.engine!.writev(slot.fd, slot.iovecs, count, offset, slot.index, 0);
-    this.opsInFlight++;
+    slot.iovStart = i;
   }
 
   private issueFlush(slot: Slot): void {
@@ -457,6 +486,7 @@ export class VirtioBlk implements VirtioDevice {
         if (result > 0) {
           slot.done += result;
           if (slot.done < slot.length) {
+            this.advanceIovecs(slot, result);
             this.issueTransfer(slot); // a short transfer: the rest from where it stopped
             return;
           }

@@ -36,8 +36,11 @@ export type BlkRequest =
       /** File offset and length in bytes. */
       readonly offset: number;
       readonly length: number;
-      /** Guest data ranges, flattened: [address, length, address, length, …]. */
-      readonly pieces: number[];
+      /** Where the data is in the chain: `length` bytes from byte `skip` of segment `first` on. */
+      readonly first: number;
+      readonly skip: number;
+      /** Non-empty data segments (one iovec each). */
+      readonly pieceCount: number;
     }
   | { readonly op: 'flush'; readonly statusAddress: number }
   | { readonly op: 'get-id'; readonly statusAddress: number; readonly pieces: number[] }
@@ -52,24 +55,25 @@ const MAX_SAFE_SECTOR_HIGH = 2 ** (53 - 32 - S.VIRTIO_BLK_SECTOR_SHIFT);
 
 export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, limits: BlkLimits): BlkRequest {
   if (chain.error) return { op: 'unanswerable', reason: chain.error.message };
-  const writable = chain.writableSegments;
-  const statusAddress = lastWritableByte(writable);
+  const statusAddress = lastWritableByte(chain);
   if (statusAddress === undefined) return { op: 'unanswerable', reason: `chain ${chain.head}: no device-writable status byte` };
   const answer = (status: number, reason: string): BlkRequest => ({ op: 'answer', statusAddress, status, reason });
 
   if (chain.readableLength < S.BLK_REQ_HEADER_SIZE) {
     return answer(S.VIRTIO_BLK_S_IOERR, `header needs ${S.BLK_REQ_HEADER_SIZE} readable bytes, chain has ${chain.readableLength}`);
   }
-  const readable = chain.readableSegments;
   let type: number;
   let sectorLow: number;
   let sectorHigh: number;
-  const first = readable[0]!;
-  if (first.length >= S.BLK_REQ_HEADER_SIZE) {
+  const headerAddress = chain.addressAt(0);
+  const region = chain.lengthAt(0) >= S.BLK_REQ_HEADER_SIZE ? memory.regionIndex(headerAddress, S.BLK_REQ_HEADER_SIZE) : -1;
+  if (region >= 0) {
     // The usual layout: the whole header in the first buffer, read in place.
-    type = memory.readU32(first.address + S.BLK_REQ_TYPE);
-    sectorLow = memory.readU32(first.address + S.BLK_REQ_SECTOR);
-    sectorHigh = memory.readU32(first.address + S.BLK_REQ_SECTOR + 4);
+    const v = memory.regionView(region);
+    const at = headerAddress - memory.regionBase(region);
+    type = v.getUint32(at + S.BLK_REQ_TYPE, true);
+    sectorLow = v.getUint32(at + S.BLK_REQ_SECTOR, true);
+    sectorHigh = v.getUint32(at + S.BLK_REQ_SECTOR + 4, true);
   } else {
     const h = new DataView(chain.readReadable(memory, 0, S.BLK_REQ_HEADER_SIZE).buffer);
     type = h.getUint32(S.BLK_REQ_TYPE, true);
@@ -89,17 +93,17 @@ export function parseBlkRequest(memory: GuestMemory, chain: DescriptorChain, lim
       const bad = checkRange(sectorHigh, sectorLow, length / S.VIRTIO_BLK_SECTOR_SIZE, limits.capacitySectors);
       if (bad) return answer(S.VIRTIO_BLK_S_IOERR, bad);
       if (length === 0) return answer(S.VIRTIO_BLK_S_OK, 'empty transfer');
-      const pieces = write ? piecesOf(readable, S.BLK_REQ_HEADER_SIZE, length) : piecesOf(writable, 0, length);
-      if (pieces.length / 2 > limits.maxPieces) {
-        return answer(S.VIRTIO_BLK_S_IOERR, `${pieces.length / 2} data segments, more than ${limits.maxPieces}`);
+      const span = write ? findSpan(chain, 0, S.BLK_REQ_HEADER_SIZE, length) : findSpan(chain, chain.readableCount, 0, length);
+      if (span.pieceCount > limits.maxPieces) {
+        return answer(S.VIRTIO_BLK_S_IOERR, `${span.pieceCount} data segments, more than ${limits.maxPieces}`);
       }
       const offset = (sectorHigh * TWO_32 + sectorLow) * S.VIRTIO_BLK_SECTOR_SIZE;
-      return { op: write ? 'write' : 'read', statusAddress, offset, length, pieces };
+      return { op: write ? 'write' : 'read', statusAddress, offset, length, first: span.first, skip: span.skip, pieceCount: span.pieceCount };
     }
     case S.VIRTIO_BLK_T_FLUSH:
       return { op: 'flush', statusAddress };
     case S.VIRTIO_BLK_T_GET_ID:
-      return { op: 'get-id', statusAddress, pieces: piecesOf(writable, 0, Math.min(dataIn, S.VIRTIO_BLK_ID_BYTES)) };
+      return { op: 'get-id', statusAddress, pieces: piecesOf(chain.writableSegments, 0, Math.min(dataIn, S.VIRTIO_BLK_ID_BYTES)) };
     case S.VIRTIO_BLK_T_DISCARD:
     case S.VIRTIO_BLK_T_WRITE_ZEROES: {
       const discard = type === S.VIRTIO_BLK_T_DISCARD;
@@ -147,12 +151,61 @@ function checkRange(high: number, low: number, count: number, capacity: number):
   return undefined;
 }
 
-function lastWritableByte(segments: readonly ChainSegment[]): number | undefined {
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const s = segments[i]!;
-    if (s.length > 0) return s.address + s.length - 1;
+function lastWritableByte(chain: DescriptorChain): number | undefined {
+  for (let i = chain.segmentCount - 1; i >= chain.readableCount; i--) {
+    const length = chain.lengthAt(i);
+    if (length > 0) return chain.addressAt(i) + length - 1;
   }
   return undefined;
+}
+
+interface Span {
+  readonly first: number;
+  readonly skip: number;
+  readonly pieceCount: number;
+}
+
+/** Where bytes [skip, skip + length) of the segments from `from` on start, and how many non-empty pieces they cover. */
+function findSpan(chain: DescriptorChain, from: number, skip: number, length: number): Span {
+  let first = -1;
+  let firstSkip = 0;
+  let pieceCount = 0;
+  let left = length;
+  for (let i = from; i < chain.segmentCount && left > 0; i++) {
+    const segmentLength = chain.lengthAt(i);
+    if (skip >= segmentLength) {
+      skip -= segmentLength;
+      continue;
+    }
+    if (first < 0) {
+      first = i;
+      firstSkip = skip;
+    }
+    left -= Math.min(segmentLength - skip, left);
+    skip = 0;
+    pieceCount++;
+  }
+  return { first, skip: firstSkip, pieceCount };
+}
+
+/**
+ * Calls visit(host, guest, length) for each piece of a read/write request's data, in order
+ * (host is -1 when guest memory has no host mapping).
+ */
+export function forEachDataPiece(chain: DescriptorChain, first: number, skip: number, length: number, visit: (host: number, guest: number, length: number) => void): void {
+  let left = length;
+  for (let i = first; left > 0; i++) {
+    const segmentLength = chain.lengthAt(i);
+    if (segmentLength <= skip) {
+      skip -= segmentLength;
+      continue;
+    }
+    const n = Math.min(segmentLength - skip, left);
+    const host = chain.hostAt(i);
+    visit(host < 0 ? -1 : host + skip, chain.addressAt(i) + skip, n);
+    left -= n;
+    skip = 0;
+  }
 }
 
 /** The guest ranges of bytes [skip, skip + length) of `segments`, flattened as [address, length, …]. */
