@@ -50,6 +50,8 @@ export const IORING_OP_FSYNC = 3;
 export const IORING_OP_FALLOCATE = 17;
 // sqe->flags.
 export const IOSQE_IO_DRAIN = 1 << 1;
+// sqe->rw_flags (RWF_*): fail with EAGAIN instead of waiting (or arming a poll) when data is not ready.
+export const RWF_NOWAIT = 0x8;
 // sqe->fsync_flags.
 export const IORING_FSYNC_DATASYNC = 1 << 0;
 const IORING_ENTER_GETEVENTS = 1 << 0;
@@ -206,21 +208,25 @@ export class IoUring {
     this.sqes[word + 1] = Math.floor(value / 0x1_0000_0000);
   }
 
-  /** IORING_OP_READV: `count` iovecs at host address `iovecs`, from file offset `offset`. */
-  readv(fd: number, iovecs: number, count: number, offset: number, tag: number, sub = 0, flags = 0): void {
-    this.rw(IORING_OP_READV, fd, iovecs, count, offset, tag, sub, flags);
+  /**
+   * IORING_OP_READV: `count` iovecs at host address `iovecs`, from file offset `offset` (-1: a
+   * stream's current position); `rwFlags` as preadv2's (RWF_NOWAIT).
+   */
+  readv(fd: number, iovecs: number, count: number, offset: number, tag: number, sub = 0, flags = 0, rwFlags = 0): void {
+    this.rw(IORING_OP_READV, fd, iovecs, count, offset, tag, sub, flags, rwFlags);
   }
 
   /** IORING_OP_WRITEV. */
-  writev(fd: number, iovecs: number, count: number, offset: number, tag: number, sub = 0, flags = 0): void {
-    this.rw(IORING_OP_WRITEV, fd, iovecs, count, offset, tag, sub, flags);
+  writev(fd: number, iovecs: number, count: number, offset: number, tag: number, sub = 0, flags = 0, rwFlags = 0): void {
+    this.rw(IORING_OP_WRITEV, fd, iovecs, count, offset, tag, sub, flags, rwFlags);
   }
 
-  private rw(opcode: number, fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number, flags: number): void {
+  private rw(opcode: number, fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number, flags: number, rwFlags: number): void {
     const at = this.prepare(opcode, fd, tag, sub, flags);
     this.setU64(at + 2, offset);
     this.setU64(at + 4, iovecs);
     this.sqes[at + 6] = count;
+    this.sqes[at + 7] = rwFlags;
   }
 
   /** IORING_OP_FSYNC over the whole file; `datasync` as fdatasync(2). */

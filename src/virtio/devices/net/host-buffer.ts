@@ -8,10 +8,6 @@ const TWO_32 = 0x1_0000_0000;
 export class IovecArray {
   private readonly buffer: HostBuffer;
   private readonly words: Uint32Array;
-  private saved0 = 0;
-  private saved1 = 0;
-  private saved2 = 0;
-  private saved3 = 0;
 
   constructor(readonly capacity: number) {
     this.buffer = new HostBuffer(capacity * IOVEC_SIZE);
@@ -37,23 +33,9 @@ export class IovecArray {
     this.words.copyWithin(to * 4, from * 4, (from + count) * 4);
   }
 
-  /** Saves entry `index` so it can be put back after a temporary overwrite (one entry at a time). */
-  save(index: number): void {
-    const w = this.words;
-    const at = index * 4;
-    this.saved0 = w[at]!;
-    this.saved1 = w[at + 1]!;
-    this.saved2 = w[at + 2]!;
-    this.saved3 = w[at + 3]!;
-  }
-
-  restore(index: number): void {
-    const w = this.words;
-    const at = index * 4;
-    w[at] = this.saved0;
-    w[at + 1] = this.saved1;
-    w[at + 2] = this.saved2;
-    w[at + 3] = this.saved3;
+  /** Copies entries [from, from + count) of `source` to [to, …) of this array. */
+  copyFrom(source: IovecArray, from: number, to: number, count: number): void {
+    this.words.set(source.words.subarray(from * 4, (from + count) * 4), to * 4);
   }
 
   free(): void {

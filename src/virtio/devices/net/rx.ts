@@ -1,27 +1,39 @@
 /**
  * The receive queue of one queue pair: frames go from the TAP straight into
- * the guest's receive buffers with one readv each, and only while buffers are
- * posted (the TAP fd is watched only then; otherwise the kernel queues, and
- * past its limit drops, frames in the host).
+ * the guest's receive buffers, and only while buffers are posted (the TAP fd
+ * is watched only then; otherwise the kernel queues, and past its limit
+ * drops, frames in the host).
  *
- * Popped buffers wait in a pool whose iovecs are kept contiguous, so a read is
- * one readv over the first pooled chains: without MRG_RXBUF over one chain (a
- * frame must fit one chain); with it over as many chains as the frames seen
- * lately needed (one for small frames, seventeen 4 KiB buffers for a 64 KiB
- * GSO frame). The frame fills them in order, its header in the first, with
- * num_buffers = chains used. An extra host "overflow" iovec after the guest's
- * ensures the kernel never truncates a frame:
+ * Popped buffers wait in a pool (flat typed arrays, no per-chain objects)
+ * whose iovecs are kept contiguous. A read covers a window of the first
+ * pooled chains: without MRG_RXBUF one chain (a frame must fit one chain);
+ * with it as many chains as the frames seen lately needed (one for small
+ * frames, seventeen 4 KiB buffers for a 64 KiB GSO frame). The frame fills
+ * them in order, its header in the first, with num_buffers = chains used.
+ *
+ * Reads go in batches: consecutive windows, each its own READV with
+ * RWF_NOWAIT on an io_uring, all handed to the kernel by one io_uring_enter
+ * that runs them before it returns (an empty TAP answers EAGAIN at once).
+ * The batch doubles while every read finds a frame and shrinks to what was
+ * found otherwise, so an idle TAP costs one read. Without io_uring each
+ * window is one readv(2).
+ *
+ * An extra host "overflow" iovec after each window ensures the kernel never
+ * truncates a frame:
  *   - without MRG_RXBUF, a frame that spills into it is too large for the
  *     guest's buffer: it is dropped and counted, and the buffer is kept;
- *   - with MRG_RXBUF, its rest is copied into the next pooled buffers, or, when
- *     fewer buffers are posted than it needs, waits (TAP unwatched) until the
+ *   - with MRG_RXBUF, its rest is copied into the next free buffers (pooled
+ *     ones the batch left unused, then newly popped ones) or, when fewer
+ *     buffers are posted than it needs, waits (TAP unwatched) until the
  *     driver posts more. Nothing is ever returned to the guest truncated.
+ *     Such a frame is handed over after the complete frames of its batch.
  */
 import type createDebug from 'debug';
-import type { DescriptorChain } from '../../descriptor-chain.js';
+import { DescriptorChain } from '../../descriptor-chain.js';
 import type { SplitQueue } from '../../queue.js';
 import type { DataPlaneHost, VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
+import { IoUring, IoUringError, RWF_NOWAIT } from '../../../vmm/io-uring.js';
 import { IOV_MAX, readv } from '../../../vmm/libc.js';
 import { HostBuffer } from '../../../vmm/host-buffer.js';
 import { IovecArray } from './host-buffer.js';
@@ -31,16 +43,23 @@ import type { NetStats } from './stats.js';
 const EAGAIN = 11;
 /** Frames per wake-up before the epoll loop gets a turn. */
 const RX_BUDGET = 256;
-/** Frames after which the driver hears of them even mid-burst, so it refills while the device goes on. */
+/** Without EVENT_IDX: frames after which the driver hears of them even mid-burst, so it refills while the device goes on. */
 const RX_SIGNAL_BATCH = 64;
 /** Largest readv window: IOV_MAX entries including the overflow one. */
 const READ_WINDOW = IOV_MAX - 1;
 /** Segments a receive chain may have (Linux uses 1 with MRG_RXBUF, up to MAX_SKB_FRAGS + 2 without). */
 const RX_MAX_SEGMENTS = 64;
-/** The pool's iovecs: a full window, one more chain, the overflow entry, and slack before compaction. */
-const IOV_CAPACITY = 2 * (READ_WINDOW + RX_MAX_SEGMENTS + 1);
+/** Most reads per io_uring_enter. */
+const RX_BATCH = 32;
+/** iovecs the pool may hold; compaction keeps room for one more chain. */
+const POOL_IOVECS = 2048;
+const IOV_CAPACITY = 2 * POOL_IOVECS + RX_MAX_SEGMENTS;
+/** The iovecs of one batch's reads: their windows, one overflow entry each. */
+const SUBMIT_IOVECS = 2048;
 /** Frames over which the read window follows the largest frame seen (then shrinks to that period's largest). */
 const WINDOW_PERIOD = 64;
+/** A stream (no file offset) for io_uring's READV. */
+const NO_OFFSET = -1;
 
 export interface ReceiverContext {
   readonly memory: GuestMemory;
@@ -57,49 +76,76 @@ export interface ReceiverContext {
   readonly guestCsum: boolean;
 }
 
-/** A popped receive buffer waiting in the pool. */
-interface PooledChain {
-  readonly head: number;
-  readonly chain: DescriptorChain;
-  readonly capacity: number;
-  readonly iovecs: number;
-  /** Guest address of the header when the first segment holds all of it, else -1. */
-  readonly headerAddress: number;
-}
-
 /**
- * A frame longer than its read window: its first `readCapacity` bytes are in the pool's first
- * chains, the rest in the overflow buffer until copied into the next pooled chains (counted in
- * `poolChains`) and then into chains popped for it (`extra`).
+ * A frame longer than its read window: its first `readCapacity` bytes are in the chains of its
+ * read, the rest in overflow buffer `overflow` until copied into further chains.
  */
 interface SpilledFrame {
   readonly length: number;
   readonly readCapacity: number;
-  poolChains: number;
+  readonly overflow: number;
   filled: number;
   waited: boolean;
-  readonly extra: Array<{ readonly head: number; readonly length: number }>;
+  /** Chains holding the frame, in order, and the bytes in each. */
+  readonly heads: number[];
+  readonly lengths: number[];
+  /** Where the header is: [guest address, length, …] of the first chain's pieces. */
+  readonly header: number[];
 }
 
-type ReadOutcome = 'frame' | 'empty' | 'failed';
+type BatchOutcome = 'frames' | 'empty' | 'failed';
 
-/** Host memory reused across activations (one set per device thread). */
+/** Host memory and the io_uring, reused across activations (one set per device thread). */
 export class ReceiveBuffers {
   readonly iovecs = new IovecArray(IOV_CAPACITY);
-  /** Catches whatever does not fit the guest's buffers. */
-  readonly overflow = new HostBuffer(VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME);
+  readonly submitted = new IovecArray(SUBMIT_IOVECS);
+  /** One per read of a batch: catches whatever does not fit the guest's buffers. */
+  readonly overflows = Array.from({ length: RX_BATCH }, () => new HostBuffer(VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME));
+  /** undefined until first needed; null when the host has no io_uring. */
+  private uring: IoUring | null | undefined;
+
+  ring(log: createDebug.Debugger): IoUring | null {
+    if (this.uring === undefined) {
+      try {
+        this.uring = IoUring.create(RX_BATCH);
+      } catch (error) {
+        if (!(error instanceof IoUringError)) throw error;
+        log('io_uring unavailable (%s): one readv per frame', error.message);
+        this.uring = null;
+      }
+    }
+    return this.uring;
+  }
 }
 
 export class Receiver {
-  /** Pooled chains are pool[poolHead, poolEnd); the array is reused, never shrunk. */
-  private readonly pool: PooledChain[] = [];
+  /** Pooled chains are entries [poolHead, poolEnd) of these arrays. */
+  private readonly poolHeads = new Uint16Array(IOV_CAPACITY);
+  private readonly poolCaps = new Float64Array(IOV_CAPACITY);
+  /** Their iovecs: entries [poolIov[p], poolIov[p] + poolIovCount[p]) of buffers.iovecs, contiguous in pool order. */
+  private readonly poolIov = new Int32Array(IOV_CAPACITY);
+  private readonly poolIovCount = new Int32Array(IOV_CAPACITY);
+  /** Guest address of the header when the first segment holds all of it, else -1. */
+  private readonly poolHeader = new Float64Array(IOV_CAPACITY);
+  /** Guest address of each iovec (the iovecs hold host addresses), for copies into a chain. */
+  private readonly iovGuest = new Float64Array(IOV_CAPACITY);
+  private readonly iovLength = new Float64Array(IOV_CAPACITY);
   private poolHead = 0;
   private poolEnd = 0;
   private poolCapacity = 0;
-  /** Their iovecs, contiguous: iovecs[iovStart, iovEnd). */
   private iovStart = 0;
   private iovEnd = 0;
-  private spilled: SpilledFrame | undefined;
+  /** Per read of the current batch: its chains [groupStart, groupEnd), capacity and result. */
+  private readonly groupStart = new Int32Array(RX_BATCH);
+  private readonly groupEnd = new Int32Array(RX_BATCH);
+  private readonly groupCap = new Float64Array(RX_BATCH);
+  private readonly groupResult = new Float64Array(RX_BATCH);
+  /** Pool entries a batch consumed (1) or left free (0). */
+  private readonly consumed = new Uint8Array(IOV_CAPACITY);
+  private batchSize = 1;
+  private readonly ring: IoUring | null;
+  private readonly chain = new DescriptorChain();
+  private readonly spills: SpilledFrame[] = [];
   private watching = false;
   private failed = false;
   private stopped = false;
@@ -113,6 +159,9 @@ export class Receiver {
   private periodLargest = 0;
   private periodFrames = 0;
   private readonly onReadable = (): void => this.receive();
+  private readonly onCompletion = (tag: number, _sub: number, result: number): void => {
+    this.groupResult[tag] = result;
+  };
 
   constructor(
     private readonly context: ReceiverContext,
@@ -120,6 +169,7 @@ export class Receiver {
     largeFrames: boolean,
   ) {
     this.largest = largeFrames ? VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME : NET_GOOD_PACKET_BUFFER;
+    this.ring = buffers.ring(context.log);
   }
 
   /** Offloads changed: GSO frames may (or may no longer) come. */
@@ -136,18 +186,25 @@ export class Receiver {
     if (this.stopped || this.failed) return;
     const { queue, interrupt, queueIndex, stats } = this.context;
     let frames = 0;
+    let signalled = 0;
     while (frames < RX_BUDGET) {
-      if (this.spilled) {
-        if (this.finishSpilledFrame()) continue;
+      if (this.spills.length > 0) {
+        if (this.finishSpills()) continue;
       } else {
         this.fillPool();
         if (this.pooled > 0) {
           this.watchTap();
-          const outcome = this.readFrame();
-          if (outcome !== 'frame') break;
-          frames++;
-          if (frames % RX_SIGNAL_BATCH === 0 && queue.needsNotification()) interrupt.signalUsed(queueIndex);
-          continue;
+          const before = this.deliveredFrames;
+          const outcome = this.readBatch();
+          frames += this.deliveredFrames - before;
+          // With EVENT_IDX the driver says when it wants to hear (used_event): ask after every batch,
+          // so it refills while the device goes on; without, every RX_SIGNAL_BATCH frames.
+          if (frames > signalled && (queue.options.eventIdx || frames - signalled >= RX_SIGNAL_BATCH)) {
+            signalled = frames;
+            if (queue.needsNotification()) interrupt.signalUsed(queueIndex);
+          }
+          if (outcome === 'frames') continue;
+          break;
         }
       }
       // Out of buffers: ask for a kick, and look once more in case buffers came meanwhile.
@@ -166,21 +223,23 @@ export class Receiver {
   }
 
   /**
-   * Pops buffers until the pool can take the largest frame the TAP may send (so a frame rarely
-   * has to wait for buffers); one buffer without MRG_RXBUF.
+   * Pops buffers until the pool holds a batch of windows and can take the largest frame the
+   * TAP may send (so a frame rarely has to wait for buffers); without MRG_RXBUF one buffer per read.
    */
   private fillPool(): void {
     const { queue, mergeable } = this.context;
-    while (mergeable ? this.poolCapacity < this.largest && this.iovEnd - this.iovStart < READ_WINDOW : this.pooled === 0) {
-      const chain = queue.pop();
-      if (!chain) return;
+    const chain = this.chain;
+    const wanted = mergeable ? Math.max(this.largest, this.batchSize * this.window) : 0;
+    while (mergeable ? this.poolCapacity < wanted : this.pooled < this.batchSize) {
+      if (this.iovEnd - this.iovStart > POOL_IOVECS || this.poolEnd - this.poolHead > POOL_IOVECS) return;
+      if (!queue.popInto(chain)) return;
       if (this.usable(chain)) this.addToPool(chain);
     }
   }
 
   /** A chain that cannot be a receive buffer goes straight back, empty. */
   private usable(chain: DescriptorChain): boolean {
-    if (!chain.error && chain.readableLength === 0 && chain.writableLength >= VIRTIO_NET_HDR_SIZE && chain.segments.length <= RX_MAX_SEGMENTS) {
+    if (!chain.error && chain.readableLength === 0 && chain.writableLength >= VIRTIO_NET_HDR_SIZE && chain.segmentCount <= RX_MAX_SEGMENTS) {
       return true;
     }
     const { queue, stats, log } = this.context;
@@ -191,79 +250,192 @@ export class Receiver {
   }
 
   private addToPool(chain: DescriptorChain): void {
-    const { memory } = this.context;
-    const segments = chain.segments;
-    if (this.iovEnd + segments.length + 1 > IOV_CAPACITY) this.compact();
+    if (this.iovEnd + chain.segmentCount > IOV_CAPACITY || this.poolEnd === IOV_CAPACITY) this.compact();
     const iovecs = this.buffers.iovecs;
+    const p = this.poolEnd++;
+    this.poolHeads[p] = chain.head;
+    this.poolCaps[p] = chain.writableLength;
+    this.poolIov[p] = this.iovEnd;
+    this.poolHeader[p] = chain.lengthAt(0) >= VIRTIO_NET_HDR_SIZE ? chain.addressAt(0) : -1;
     let count = 0;
-    let headerAddress = -1;
-    for (const segment of segments) {
-      if (segment.length === 0) continue;
-      if (count === 0 && segment.length >= VIRTIO_NET_HDR_SIZE) headerAddress = segment.address;
-      iovecs.set(this.iovEnd + count, memory.hostAddress(segment.address, segment.length), segment.length);
-      count++;
+    for (let i = 0; i < chain.segmentCount; i++) {
+      const length = chain.lengthAt(i);
+      if (length === 0) continue;
+      const at = this.iovEnd + count++;
+      iovecs.set(at, chain.hostAt(i), length);
+      this.iovGuest[at] = chain.addressAt(i);
+      this.iovLength[at] = length;
     }
-    this.pool[this.poolEnd++] = { head: chain.head, chain, capacity: chain.writableLength, iovecs: count, headerAddress };
+    this.poolIovCount[p] = count;
     this.iovEnd += count;
     this.poolCapacity += chain.writableLength;
   }
 
   /** Moves the pooled chains and their iovecs to the front. */
   private compact(): void {
-    const count = this.iovEnd - this.iovStart;
-    this.buffers.iovecs.move(0, this.iovStart, count);
-    this.iovStart = 0;
-    this.iovEnd = count;
-    this.pool.copyWithin(0, this.poolHead, this.poolEnd);
-    this.poolEnd -= this.poolHead;
-    this.poolHead = 0;
+    this.shiftPool(0, 0);
   }
 
-  /** One readv from the TAP into the first pooled chains (plus the overflow buffer). */
-  private readFrame(): ReadOutcome {
-    const { mergeable, tapFd, stats, log } = this.context;
-    const { iovecs, overflow } = this.buffers;
-    const first = this.pool[this.poolHead]!;
-    let count = first.iovecs;
-    let capacity = first.capacity;
-    if (mergeable) {
-      // As many chains as the largest recent frame needs, within one readv.
-      for (let i = this.poolHead + 1; i < this.poolEnd && capacity < this.window; i++) {
-        const next = this.pool[i]!;
-        if (count + next.iovecs > READ_WINDOW) break;
-        count += next.iovecs;
-        capacity += next.capacity;
+  /** Moves pool entries [poolHead, poolEnd) to start at entry `to`, their iovecs at `iovTo` (both ≤ current). */
+  private shiftPool(to: number, iovTo: number): void {
+    const count = this.poolEnd - this.poolHead;
+    const iovCount = this.iovEnd - this.iovStart;
+    const iovDelta = this.iovStart - iovTo;
+    this.buffers.iovecs.move(iovTo, this.iovStart, iovCount);
+    this.iovGuest.copyWithin(iovTo, this.iovStart, this.iovEnd);
+    this.iovLength.copyWithin(iovTo, this.iovStart, this.iovEnd);
+    for (const a of [this.poolHeads, this.poolCaps, this.poolIovCount, this.poolHeader] as const) a.copyWithin(to, this.poolHead, this.poolEnd);
+    this.poolIov.copyWithin(to, this.poolHead, this.poolEnd);
+    for (let p = to; p < to + count; p++) this.poolIov[p]! -= iovDelta;
+    this.poolHead = to;
+    this.poolEnd = to + count;
+    this.iovStart = iovTo;
+    this.iovEnd = iovTo + iovCount;
+  }
+
+  /**
+   * Drops the pool entries marked consumed in [from, poolEnd), keeping the others in order from
+   * entry `to` and iovec `iovTo` on (both at or before where they are).
+   */
+  private keepUnconsumed(from: number, to: number, iovTo: number): void {
+    const iovecs = this.buffers.iovecs;
+    let w = to;
+    let iw = iovTo;
+    for (let p = from; p < this.poolEnd; p++) {
+      if (this.consumed[p]) {
+        this.consumed[p] = 0;
+        continue;
+      }
+      const at = this.poolIov[p]!;
+      const n = this.poolIovCount[p]!;
+      if (iw !== at) {
+        iovecs.move(iw, at, n);
+        this.iovGuest.copyWithin(iw, at, at + n);
+        this.iovLength.copyWithin(iw, at, at + n);
+      }
+      this.poolHeads[w] = this.poolHeads[p]!;
+      this.poolCaps[w] = this.poolCaps[p]!;
+      this.poolIovCount[w] = n;
+      this.poolHeader[w] = this.poolHeader[p]!;
+      this.poolIov[w] = iw;
+      w++;
+      iw += n;
+    }
+    this.poolEnd = w;
+    this.iovEnd = iw;
+  }
+
+  /** One batch of reads from the TAP into consecutive windows of the pool, then their frames handed over. */
+  private readBatch(): BatchOutcome {
+    const { mergeable, tapFd } = this.context;
+    const { iovecs, submitted, overflows } = this.buffers;
+    const target = this.ring ? this.batchSize : 1;
+    // One read goes by readv(2): cheaper than an io_uring round for a single operation.
+    const ring = target > 1 ? this.ring : null;
+    let groups = 0;
+    let used = 0;
+    let p = this.poolHead;
+    while (groups < target && p < this.poolEnd) {
+      const start = p;
+      let capacity = this.poolCaps[p]!;
+      let count = this.poolIovCount[p]!;
+      p++;
+      if (mergeable) {
+        // As many chains as the largest recent frame needs, within one readv.
+        while (p < this.poolEnd && capacity < this.window && count + this.poolIovCount[p]! <= READ_WINDOW) {
+          capacity += this.poolCaps[p]!;
+          count += this.poolIovCount[p]!;
+          p++;
+        }
+      }
+      if (used + count + 1 > SUBMIT_IOVECS) break;
+      submitted.copyFrom(iovecs, this.poolIov[start]!, used, count);
+      const overflow = overflows[groups]!;
+      submitted.set(used + count, overflow.address, overflow.length);
+      this.groupStart[groups] = start;
+      this.groupEnd[groups] = p;
+      this.groupCap[groups] = capacity;
+      if (ring) ring.readv(tapFd, submitted.addressOf(used), count + 1, NO_OFFSET, groups, 0, 0, RWF_NOWAIT);
+      else this.groupResult[groups] = readv(tapFd, submitted.addressOf(used), count + 1);
+      used += count + 1;
+      groups++;
+    }
+    if (ring) {
+      // RWF_NOWAIT: every read completes inside this call, with a frame or EAGAIN.
+      ring.submit(groups);
+      let reaped = ring.reap(this.onCompletion);
+      while (reaped < groups) {
+        ring.submit(1);
+        reaped += ring.reap(this.onCompletion);
       }
     }
-    // The overflow entry goes right after the window (over the next chain's first iovec, put back after).
-    const overflowIndex = this.iovStart + count;
-    iovecs.save(overflowIndex);
-    iovecs.set(overflowIndex, overflow.address, overflow.length);
-    const n = readv(tapFd, iovecs.addressOf(this.iovStart), count + 1);
-    iovecs.restore(overflowIndex);
+    return this.takeBatch(groups);
+  }
 
-    if (n === -EAGAIN || n === 0) return 'empty';
-    if (n < 0) {
-      // The TAP is gone (EBADFD after its interface was deleted) or broken: reading again would spin.
-      log('reading the TAP failed (errno %d); receive stops until the device is reset', -n);
-      stats.add('rxErrors');
+  /** Hands over the frames a batch read, keeps the buffers it left unused, then finishes spilled frames. */
+  private takeBatch(groups: number): BatchOutcome {
+    const { mergeable, stats, log } = this.context;
+    const overflowLength = VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME;
+    let frames = 0;
+    let failed = false;
+    for (let g = 0; g < groups; g++) {
+      const n = this.groupResult[g]!;
+      const start = this.groupStart[g]!;
+      const capacity = this.groupCap[g]!;
+      if (n === -EAGAIN || n === 0) continue;
+      if (n < 0) {
+        // The TAP is gone (EBADFD after its interface was deleted) or broken: reading again would spin.
+        if (!failed) log('reading the TAP failed (errno %d); receive stops until the device is reset', -n);
+        stats.add('rxErrors');
+        failed = true;
+        continue;
+      }
+      frames++;
+      if (mergeable) this.noteFrame(n);
+      if (n <= capacity) {
+        this.deliverFromPool(n, start);
+      } else if (n > capacity + overflowLength) {
+        stats.add('rxDroppedTruncated');
+      } else if (!mergeable) {
+        stats.add('rxDroppedOversize');
+      } else {
+        this.spill(n, g, start, this.groupEnd[g]!, capacity);
+      }
+    }
+    this.dropConsumed(groups > 0 ? this.groupEnd[groups - 1]! : this.poolHead);
+    if (this.poolHead === this.poolEnd) {
+      this.poolHead = 0;
+      this.poolEnd = 0;
+      this.iovStart = 0;
+      this.iovEnd = 0;
+    }
+    if (this.ring) this.batchSize = frames === groups ? Math.min(RX_BATCH, this.batchSize * 2) : Math.max(1, frames);
+    if (failed) {
       this.failed = true;
       this.unwatchTap();
       return 'failed';
     }
-    if (mergeable) this.noteFrame(n);
-    if (n <= capacity) {
-      this.deliver(n, this.chainsHolding(n), []);
-    } else if (n > capacity + overflow.length) {
-      stats.add('rxDroppedTruncated');
-    } else if (!mergeable) {
-      stats.add('rxDroppedOversize');
-    } else {
-      const chains = this.chainsHolding(capacity);
-      this.spilled = { length: n, readCapacity: capacity, poolChains: chains, filled: capacity, waited: false, extra: [] };
-      this.finishSpilledFrame();
+    if (this.spills.length > 0) this.finishSpills();
+    return frames > 0 ? 'frames' : 'empty';
+  }
+
+  /**
+   * Takes the chains a batch consumed out of the pool: a consumed prefix by moving the head;
+   * buffers the batch left unused among consumed ones (a read that found no frame before one
+   * that did, or the unfilled end of a window) stay pooled, in order, ahead of those it did not reach.
+   */
+  private dropConsumed(batchEnd: number): void {
+    while (this.poolHead < this.poolEnd && this.consumed[this.poolHead]) {
+      this.consumed[this.poolHead] = 0;
+      this.iovStart += this.poolIovCount[this.poolHead]!;
+      this.poolHead++;
     }
-    return 'frame';
+    for (let p = this.poolHead; p < batchEnd; p++) {
+      if (this.consumed[p]) {
+        this.keepUnconsumed(this.poolHead, this.poolHead, this.iovStart);
+        return;
+      }
+    }
   }
 
   /** Sizes the read window by the largest frame of the last period (so small frames read into one buffer). */
@@ -277,87 +449,142 @@ export class Receiver {
     }
   }
 
-  /**
-   * Copies the rest of a spilled frame from the overflow buffer into the next pooled buffers,
-   * then into newly popped ones; true once it is delivered, false while it waits for buffers.
-   */
-  private finishSpilledFrame(): boolean {
-    const frame = this.spilled!;
-    const { memory, queue, stats } = this.context;
-    const overflow = this.buffers.overflow.bytes;
-    while (frame.filled < frame.length) {
-      const start = frame.filled - frame.readCapacity;
-      if (frame.extra.length === 0 && this.poolHead + frame.poolChains < this.poolEnd) {
-        const pooled = this.pool[this.poolHead + frame.poolChains]!;
-        const length = Math.min(pooled.capacity, frame.length - frame.filled);
-        pooled.chain.writeWritable(memory, 0, overflow.subarray(start, start + length));
-        frame.poolChains++;
-        frame.filled += length;
-        continue;
-      }
-      const chain = queue.pop();
-      if (!chain) {
-        if (!frame.waited) stats.add('rxWaitedForBuffers');
-        frame.waited = true;
-        return false;
-      }
-      if (!this.usable(chain)) continue;
-      const length = Math.min(chain.writableLength, frame.length - frame.filled);
-      chain.writeWritable(memory, 0, overflow.subarray(start, start + length));
-      frame.extra.push({ head: chain.head, length });
-      frame.filled += length;
+  /** Returns a frame of n bytes (header included) held by the pool's chains from `start` on; marks them consumed. */
+  private deliverFromPool(n: number, start: number): void {
+    const { queue } = this.context;
+    let chains = 0;
+    for (let left = n; left > 0; chains++) left -= Math.min(this.poolCaps[start + chains]!, left);
+    const header = this.poolHeader[start]!;
+    if (header >= 0) this.writeHeader(header, chains);
+    else this.writeSplitHeader(this.piecesOf(start), chains);
+    let left = n;
+    for (let c = 0; c < chains; c++) {
+      const p = start + c;
+      const length = Math.min(this.poolCaps[p]!, left);
+      queue.addUsed(this.poolHeads[p]!, length);
+      left -= length;
+      this.poolCapacity -= this.poolCaps[p]!;
+      this.consumed[p] = 1;
     }
-    this.spilled = undefined;
-    this.deliver(frame.length, frame.poolChains, frame.extra);
+    this.delivered(n);
+  }
+
+  /** A frame whose rest is in overflow buffer `overflow`: its read's chains [start, end) are taken; the rest waits for finishSpills. */
+  private spill(n: number, overflow: number, start: number, end: number, capacity: number): void {
+    const frame: SpilledFrame = { length: n, readCapacity: capacity, overflow, filled: capacity, waited: false, heads: [], lengths: [], header: this.piecesOf(start) };
+    for (let p = start; p < end; p++) {
+      frame.heads.push(this.poolHeads[p]!);
+      frame.lengths.push(this.poolCaps[p]!);
+      this.poolCapacity -= this.poolCaps[p]!;
+      this.consumed[p] = 1;
+    }
+    this.spills.push(frame);
+  }
+
+  /** [guest address, length, …] of pooled chain p's pieces. */
+  private piecesOf(p: number): number[] {
+    const pieces: number[] = [];
+    const at = this.poolIov[p]!;
+    for (let i = at; i < at + this.poolIovCount[p]!; i++) pieces.push(this.iovGuest[i]!, this.iovLength[i]!);
+    return pieces;
+  }
+
+  /**
+   * Copies the rest of each spilled frame, in order, from its overflow buffer into the pool's
+   * first buffers, then into newly popped ones; true once all are delivered, false while one
+   * waits for buffers.
+   */
+  private finishSpills(): boolean {
+    const { memory, queue, stats } = this.context;
+    while (this.spills.length > 0) {
+      const frame = this.spills[0]!;
+      const overflow = this.buffers.overflows[frame.overflow]!.bytes;
+      while (frame.filled < frame.length) {
+        const from = frame.filled - frame.readCapacity;
+        if (this.pooled > 0) {
+          const p = this.poolHead;
+          const length = Math.min(this.poolCaps[p]!, frame.length - frame.filled);
+          this.copyIntoPooled(p, overflow.subarray(from, from + length));
+          frame.heads.push(this.poolHeads[p]!);
+          frame.lengths.push(length);
+          frame.filled += length;
+          this.poolCapacity -= this.poolCaps[p]!;
+          this.iovStart += this.poolIovCount[p]!;
+          this.poolHead++;
+          continue;
+        }
+        const chain = this.chain;
+        if (!queue.popInto(chain)) {
+          if (!frame.waited) stats.add('rxWaitedForBuffers');
+          frame.waited = true;
+          return false;
+        }
+        if (!this.usable(chain)) continue;
+        const length = Math.min(chain.writableLength, frame.length - frame.filled);
+        chain.writeWritable(memory, 0, overflow.subarray(from, from + length));
+        frame.heads.push(chain.head);
+        frame.lengths.push(length);
+        frame.filled += length;
+      }
+      this.spills.shift();
+      this.writeSplitHeader(frame.header, frame.heads.length);
+      // The read's own chains hold `readCapacity` bytes in all; the others what was copied.
+      let left = frame.length;
+      for (let i = 0; i < frame.heads.length; i++) {
+        const length = Math.min(frame.lengths[i]!, left);
+        queue.addUsed(frame.heads[i]!, length);
+        left -= length;
+      }
+      this.delivered(frame.length);
+    }
     return true;
   }
 
-  /** How many of the pool's first chains n bytes fill. */
-  private chainsHolding(n: number): number {
-    let left = n;
-    let chains = 0;
-    while (left > 0) {
-      left -= Math.min(this.pool[this.poolHead + chains]!.capacity, left);
-      chains++;
+  /** Copies bytes to the start of pooled chain p. */
+  private copyIntoPooled(p: number, bytes: Uint8Array): void {
+    const { memory } = this.context;
+    let done = 0;
+    for (let i = this.poolIov[p]!; done < bytes.length; i++) {
+      const length = Math.min(this.iovLength[i]!, bytes.length - done);
+      memory.write(this.iovGuest[i]!, bytes.subarray(done, done + length));
+      done += length;
     }
-    return chains;
   }
 
-  /**
-   * Returns a frame of n bytes (header included) to the driver: in the pool's first `poolChains`
-   * chains (filled in order), then in `extra` chains popped for its rest.
-   */
-  private deliver(n: number, poolChains: number, extra: ReadonlyArray<{ readonly head: number; readonly length: number }>): void {
-    const { memory, queue, guestCsum } = this.context;
-    const buffers = poolChains + extra.length;
-    const first = this.pool[this.poolHead]!;
-    // The header is the driver's once used.idx moves: complete it first. The TAP leaves num_buffers alone.
-    if (first.headerAddress >= 0) {
-      memory.writeU16(first.headerAddress + VIRTIO_NET_HDR_NUM_BUFFERS, buffers);
-      if (!guestCsum) memory.writeU8(first.headerAddress + VIRTIO_NET_HDR_FLAGS, 0);
-    } else {
-      first.chain.writeWritable(memory, VIRTIO_NET_HDR_NUM_BUFFERS, Uint8Array.of(buffers & 0xff, buffers >> 8));
-      if (!guestCsum) first.chain.writeWritable(memory, VIRTIO_NET_HDR_FLAGS, Uint8Array.of(0));
+  /** The header is the driver's once used.idx moves: complete it first. The TAP leaves num_buffers alone. */
+  private writeHeader(address: number, buffers: number): void {
+    const { memory, guestCsum } = this.context;
+    memory.writeU16(address + VIRTIO_NET_HDR_NUM_BUFFERS, buffers);
+    if (!guestCsum) memory.writeU8(address + VIRTIO_NET_HDR_FLAGS, 0);
+  }
+
+  /** writeHeader for a header anywhere in the pieces [guest address, length, …]. */
+  private writeSplitHeader(pieces: readonly number[], buffers: number): void {
+    if (pieces[1]! >= VIRTIO_NET_HDR_SIZE) {
+      this.writeHeader(pieces[0]!, buffers);
+      return;
     }
-    let left = n;
-    let iovecs = 0;
-    for (let i = 0; i < poolChains; i++) {
-      const pooled = this.pool[this.poolHead + i]!;
-      const length = Math.min(pooled.capacity, left);
-      queue.addUsed(pooled.head, length);
-      left -= length;
-      iovecs += pooled.iovecs;
-      this.poolCapacity -= pooled.capacity;
-    }
-    for (const { head, length } of extra) queue.addUsed(head, length);
-    this.poolHead += poolChains;
-    this.iovStart += iovecs;
-    if (this.poolHead === this.poolEnd) {
-      this.poolHead = 0;
-      this.poolEnd = 0;
-      this.iovStart = 0;
-      this.iovEnd = 0;
-    }
+    const { memory, guestCsum } = this.context;
+    const put = (offset: number, bytes: Uint8Array): void => {
+      let skip = offset;
+      let done = 0;
+      for (let i = 0; i < pieces.length && done < bytes.length; i += 2) {
+        const length = pieces[i + 1]!;
+        if (skip >= length) {
+          skip -= length;
+          continue;
+        }
+        const n = Math.min(length - skip, bytes.length - done);
+        memory.write(pieces[i]! + skip, bytes.subarray(done, done + n));
+        done += n;
+        skip = 0;
+      }
+    };
+    put(VIRTIO_NET_HDR_NUM_BUFFERS, Uint8Array.of(buffers & 0xff, buffers >> 8));
+    if (!guestCsum) put(VIRTIO_NET_HDR_FLAGS, Uint8Array.of(0));
+  }
+
+  private delivered(n: number): void {
     this.deliveredFrames++;
     this.deliveredBytes += n - VIRTIO_NET_HDR_SIZE;
   }
@@ -380,12 +607,12 @@ export class Receiver {
   stop(): void {
     this.stopped = true;
     this.unwatchTap();
-    this.pool.length = 0;
     this.poolHead = 0;
     this.poolEnd = 0;
     this.poolCapacity = 0;
     this.iovStart = 0;
     this.iovEnd = 0;
-    this.spilled = undefined;
+    this.consumed.fill(0);
+    this.spills.length = 0;
   }
 }
