@@ -21,9 +21,31 @@ export interface ExitContext {
   readonly mmio: Bus;
   /** The guest's instruction bytes at RIP, best effort, for crash reports. */
   instructionBytes(): Uint8Array | undefined;
-  /** A chance to recover from an internal error (host quirks); returns true when handled. */
-  recoverInternalError?(suberror: number): boolean;
+  /**
+   * A chance to recover from an internal error (host quirks); returns true when handled.
+   * `seenByKvm`: the instruction bytes the emulator failed on, when KVM reports them.
+   */
+  recoverInternalError?(suberror: number, seenByKvm: Uint8Array | undefined): boolean;
 }
+
+/**
+ * The instruction bytes of an emulation failure (struct kvm_run.emulation_failure: flags, then
+ * insn_size and up to 15 bytes), when KVM says it included them.
+ */
+export function emulationFailureBytes(run: Uint8Array, view: DataView): Uint8Array | undefined {
+  if (view.getUint32(abi.RUN.internal_suberror, true) !== abi.KVM_INTERNAL_ERROR_EMULATION) return undefined;
+  if (view.getUint32(abi.RUN.internal_ndata, true) < EMULATION_FAILURE_NDATA_WITH_BYTES) return undefined;
+  const flags = view.getBigUint64(abi.RUN.internal_data, true);
+  if ((flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) === 0n) return undefined;
+  const size = Math.min(MAX_INSTRUCTION_BYTES, view.getUint8(abi.RUN.internal_data + 8));
+  const start = run.byteOffset + abi.RUN.internal_data + 9;
+  return new Uint8Array(run.buffer.slice(start, start + size));
+}
+
+const KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES = 1n;
+/** flags + 16 bytes of insn_size/insn_bytes = 3 u64s. */
+const EMULATION_FAILURE_NDATA_WITH_BYTES = 3;
+const MAX_INSTRUCTION_BYTES = 15;
 
 function stop(status: number, reason: string): ExitAction {
   return { kind: 'stop', status, reason };
@@ -94,7 +116,7 @@ export function handleExit(run: Uint8Array, view: DataView, ctx: ExitContext): E
     }
     case abi.KVM_EXIT_INTERNAL_ERROR: {
       const suberror = view.getUint32(abi.RUN.internal_suberror, true);
-      if (ctx.recoverInternalError?.(suberror)) return CONTINUE;
+      if (ctx.recoverInternalError?.(suberror, emulationFailureBytes(run, view))) return CONTINUE;
       const name = abi.INTERNAL_ERROR_NAMES[suberror] ?? `suberror ${suberror}`;
       const ndata = Math.min(16, view.getUint32(abi.RUN.internal_ndata, true));
       const data = Array.from({ length: ndata }, (_, i) =>

@@ -60,14 +60,33 @@ export type QuirkAction =
   /** Skip the int3 and deliver the #BP it would have raised (its handler sees RIP after the int3). */
   | { readonly kind: 'inject-breakpoint'; readonly length: 1 }
   /** Skip the instruction: fwait only waits for pending x87 exceptions, and there are none to wait for here. */
-  | { readonly kind: 'skip'; readonly length: 1 };
+  | { readonly kind: 'skip'; readonly length: 1 }
+  /**
+   * Run the instruction again: the bytes the emulator failed on are no longer in memory. Another
+   * vCPU was rewriting that code (Linux's text_poke_bp puts an int3 over an instruction, then the
+   * new one), and the new instruction is what a real CPU would now execute.
+   */
+  | { readonly kind: 'retry'; readonly length: 0 };
 
-/** What to do about an emulation failure at these instruction bytes, or undefined: a real crash. */
-export function quirkForInstruction(bytes: Uint8Array | undefined): QuirkAction | undefined {
-  if (!bytes || bytes.length === 0) return undefined;
-  if (bytes[0] === OPCODE_INT3) return { kind: 'inject-breakpoint', length: 1 };
-  if (bytes[0] === OPCODE_FWAIT) return { kind: 'skip', length: 1 };
+/** Consecutive retries at one RIP before its failure counts as real (the code cannot change for ever). */
+export const MAX_RETRIES_AT_ONE_RIP = 16;
+
+/**
+ * What to do about an emulation failure, or undefined: a real crash. `current` are the bytes at
+ * RIP now; `seenByKvm` those the emulator failed on, when KVM reports them.
+ */
+export function quirkForInstruction(current: Uint8Array | undefined, seenByKvm?: Uint8Array): QuirkAction | undefined {
+  if (!current || current.length === 0) return undefined;
+  if (seenByKvm && seenByKvm.length > 0 && !startsWith(current, seenByKvm.subarray(0, Math.min(seenByKvm.length, current.length)))) {
+    return { kind: 'retry', length: 0 };
+  }
+  if (current[0] === OPCODE_INT3) return { kind: 'inject-breakpoint', length: 1 };
+  if (current[0] === OPCODE_FWAIT) return { kind: 'skip', length: 1 };
   return undefined;
+}
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return prefix.every((b, i) => bytes[i] === b);
 }
 
 /** The vCPU operations a quirk needs (implemented by Vcpu). */
@@ -76,11 +95,26 @@ export interface QuirkTarget {
   injectException(vector: number): void;
 }
 
-/** Applies the quirk for `bytes`; true when the guest can go on. */
-export function recoverFromEmulationFailure(target: QuirkTarget, bytes: Uint8Array | undefined): boolean {
-  const action = quirkForInstruction(bytes);
-  if (!action) return false;
-  target.advanceRip(action.length);
-  if (action.kind === 'inject-breakpoint') target.injectException(BP_VECTOR);
-  return true;
+/** One vCPU's recovery from emulation failures; counts retries so a real failure still ends the run. */
+export class EmulationFailureRecovery {
+  private retryRip: bigint | undefined;
+  private retries = 0;
+
+  constructor(private readonly target: QuirkTarget) {}
+
+  /** Applies the quirk; true when the guest can go on. */
+  recover(rip: bigint, current: Uint8Array | undefined, seenByKvm?: Uint8Array): boolean {
+    let action = quirkForInstruction(current, seenByKvm);
+    if (action?.kind === 'retry') {
+      this.retries = this.retryRip === rip ? this.retries + 1 : 1;
+      this.retryRip = rip;
+      if (this.retries > MAX_RETRIES_AT_ONE_RIP) action = quirkForInstruction(current);
+    } else {
+      this.retryRip = undefined;
+    }
+    if (!action) return false;
+    if (action.length > 0) this.target.advanceRip(action.length);
+    if (action.kind === 'inject-breakpoint') this.target.injectException(BP_VECTOR);
+    return true;
+  }
 }

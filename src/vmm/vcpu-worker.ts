@@ -14,16 +14,20 @@ import * as abi from './kvm-abi.js';
 import { setIrqLine } from './kvm.js';
 import { KERNEL_SIGSET_BYTES, blockSignalInThread, kickSignal, consumePendingSignal, errnoName, gettid, ioctlBuffer, ioctlRaw } from './libc.js';
 import { Vcpu } from './vcpu.js';
-import { recoverFromEmulationFailure } from './host-quirks.js';
+import { EmulationFailureRecovery } from './host-quirks.js';
 import { CONTROL_STOP, type VcpuMessage, type VcpuStart, type VcpuWorkerData } from './vcpu-protocol.js';
+import { logSynchronously } from './thread-log.js';
 
 const EINTR = 4;
 const EAGAIN = 11;
 
 async function main(): Promise<void> {
+  logSynchronously();
   const data = workerData as VcpuWorkerData;
   const port = parentPort!;
   const log = createDebug(`kvm:vcpu:${data.index}`);
+  // Where the guest is, at every halt probe (twice a second): for finding where a slow guest spends its time.
+  const ripLog = createDebug(`kvm:rip:${data.index}`);
   const control = new Int32Array(data.control);
   const post = (message: VcpuMessage): void => port.postMessage(message);
   let requested: VmExit | undefined;
@@ -70,14 +74,16 @@ async function main(): Promise<void> {
       if (typeof factory !== 'function') throw new Error(`device ${spec.name}: ${spec.module} has no ${spec.factory}`);
       (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, await factory(spec, context));
     }
+    const recovery = new EmulationFailureRecovery(vcpu);
     const exitContext = {
       pio,
       mmio,
       instructionBytes: () => vcpu.instructionBytes(memory),
       ...(start.hostQuirks
         ? {
-            recoverInternalError: (suberror: number) =>
-              suberror === abi.KVM_INTERNAL_ERROR_EMULATION && recoverFromEmulationFailure(vcpu, vcpu.instructionBytes(memory)),
+            recoverInternalError: (suberror: number, seenByKvm: Uint8Array | undefined) =>
+              suberror === abi.KVM_INTERNAL_ERROR_EMULATION &&
+              recovery.recover(vcpu.getRegs().rip, vcpu.instructionBytes(memory), seenByKvm),
           }
         : {}),
     };
@@ -94,6 +100,7 @@ async function main(): Promise<void> {
         if (result === -EINTR || result === -EAGAIN) {
           // A kick without a stop is the main thread's halt probe.
           if (consumePendingSignal(signal) && Atomics.load(control, CONTROL_STOP) === 0) {
+            if (ripLog.enabled) ripLog('rip 0x%s', vcpu.getRegs().rip.toString(16));
             const parked = vcpu.isParked();
             if (parked !== lastParked) log('parked: %s', parked);
             if (parked !== lastParked) post({ type: 'parked', index: data.index, parked });

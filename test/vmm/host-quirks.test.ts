@@ -7,7 +7,8 @@ import {
   hostQuirkLinuxParams,
   hostQuirksActive,
   quirkForInstruction,
-  recoverFromEmulationFailure,
+  EmulationFailureRecovery,
+  MAX_RETRIES_AT_ONE_RIP,
 } from '../../src/vmm/host-quirks.js';
 import { parseCpuFeatures } from '../../src/vmm/cpuid.js';
 
@@ -35,14 +36,33 @@ test('int3 becomes a #BP after RIP moves past it; fwait is skipped; anything els
 
 test('recovery applies the action to the vCPU in order', () => {
   const calls: string[] = [];
-  const target = {
+  const recovery = new EmulationFailureRecovery({
     advanceRip: (n: number) => calls.push(`rip+${n}`),
     injectException: (v: number) => calls.push(`inject ${v}`),
-  };
-  assert.ok(recoverFromEmulationFailure(target, Uint8Array.of(0xcc)));
-  assert.ok(recoverFromEmulationFailure(target, Uint8Array.of(0x9b)));
-  assert.not.ok(recoverFromEmulationFailure(target, Uint8Array.of(0x0f, 0x0b)));
+  });
+  assert.ok(recovery.recover(0x1000n, Uint8Array.of(0xcc)));
+  assert.ok(recovery.recover(0x1001n, Uint8Array.of(0x9b), Uint8Array.of(0x9b)));
+  assert.not.ok(recovery.recover(0x1002n, Uint8Array.of(0x0f, 0x0b)));
   assert.equal(calls, ['rip+1', `inject ${BP_VECTOR}`, 'rip+1']);
+});
+
+test('code rewritten under the emulator (text_poke_bp) is run again; a real failure still ends the run', () => {
+  // What Debian's kernel did with 2 vCPUs: the emulator failed on the int3 another vCPU had put
+  // over a jump, and by the time the VMM looked, the jump was back.
+  const seen = Uint8Array.of(0xcc, 0x38, 0xba, 0x00, 0x09, 0x3d, 0x00, 0x85, 0xdb, 0x0f, 0x85, 0x88, 0x00, 0x00, 0x00);
+  const now = Uint8Array.of(0xeb, 0x38, 0xba, 0x00, 0x09, 0x3d, 0x00, 0x85, 0xdb, 0x0f, 0x85, 0x88, 0x00, 0x00, 0x00);
+  assert.equal(quirkForInstruction(now, seen), { kind: 'retry', length: 0 });
+  assert.equal(quirkForInstruction(seen, seen), { kind: 'inject-breakpoint', length: 1 }, 'still the int3: a #BP');
+  const calls: string[] = [];
+  const recovery = new EmulationFailureRecovery({
+    advanceRip: (n: number) => calls.push(`rip+${n}`),
+    injectException: (v: number) => calls.push(`inject ${v}`),
+  });
+  assert.ok(recovery.recover(0x2000n, now, seen));
+  assert.equal(calls, [], 'a retry leaves the vCPU as it is');
+  const ud2 = Uint8Array.of(0x0f, 0x0b);
+  for (let i = 0; i < MAX_RETRIES_AT_ONE_RIP; i++) assert.ok(recovery.recover(0x3000n, ud2, now));
+  assert.not.ok(recovery.recover(0x3000n, ud2, now), 'retries at one RIP are bounded');
 });
 
 test('the hidden CPUID features are real feature names', () => {
