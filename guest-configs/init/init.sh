@@ -9,9 +9,8 @@
 #   kvm.checks=disk,net,rng   checks to run (default: each one whose virtio device exists; "none": no checks)
 #   kvm.ip=ADDR/PREFIX        eth0's address when the kernel's ip= did not configure it (else udhcpc)
 #   kvm.peer=ADDR             the address to ping (default: the default route's gateway)
-#   kvm.then=poweroff|reboot|halt|shell   what to do after the checks (default poweroff; a
-#                             kernel without ACPI cannot power off, so then it reboots; halt
-#                             is poweroff -f without that fallback)
+#   kvm.then=poweroff|reboot|shell   what to do after the checks (default poweroff; a kernel
+#                             without ACPI then halts every CPU, which kvm reports as status 0)
 #   MODULE.PARAM=VALUE        passed to insmod MODULE, as modprobe would (e.g. virtio_mmio.device=...)
 # shellcheck disable=SC2317 # the check_* functions are called as "check_$c"
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
@@ -153,10 +152,10 @@ echo "kvm-check: done $ok ok $failed failed"
 # --- then ----------------------------------------------------------------------------------
 then=$(opt kvm.then)
 if [ "${then:-poweroff}" = poweroff ] && [ ! -d /sys/firmware/acpi ]; then
-  # Without ACPI (kvm's minimal kernel) poweroff -f only halts the CPUs, for ever: reboot,
-  # which ends the VM (kvm: i8042 reset; QEMU: with -no-reboot). kvm.then=halt halts anyway.
-  log "no ACPI: this kernel cannot power off, rebooting instead"
-  then=reboot
+  # Without ACPI (kvm's minimal kernel) poweroff -f halts every CPU with interrupts off:
+  # kvm ends such a run with status 0, as for a power-off. QEMU waits for ever: give it
+  # kvm.then=reboot (with -no-reboot).
+  log "no ACPI: powering off by halting every CPU"
 fi
 case "$then" in
   shell)

@@ -8,11 +8,12 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { assertKvmUsable, repoRoot, runKvm } from '../helpers/run-kvm.js';
+import { minimalKernel } from '../helpers/guest-images.js';
 import { GUEST_ADDRESS, LinuxNetBed, TAP_NAME } from '../linux/linux-net-bed.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-linux-'));
@@ -36,13 +37,7 @@ function mountCount(image: string): number {
 
 test.before(async () => {
   await assertKvmUsable();
-  const build = spawnSync('bash', [path.join(repoRoot(), 'guest-configs', 'build-minimal-kernel.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 40 * 60_000,
-  });
-  if (build.status !== 0) throw new Error(`building the minimal kernel failed (status ${build.status})`);
-  vmlinux = build.stdout.trim().split('\n')[0]!;
+  vmlinux = minimalKernel().vmlinux;
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
