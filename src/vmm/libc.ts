@@ -601,3 +601,10 @@ const cConnect = lib.func('int connect(int fd, const void *address, unsigned int
 export function connect(fd: number, address: Uint8Array): void {
   check('connect', cConnect(fd, address, address.length));
 }
+
+const cSchedYield = lib.func('int sched_yield(void)') as () => number;
+
+/** sched_yield(2): lets another runnable thread have this CPU (a polling loop's courtesy on a busy host). */
+export function schedYield(): void {
+  cSchedYield();
+}

@@ -9,10 +9,13 @@
  * host has no io_uring. Completions arrive on an eventfd watched by the same
  * epoll loop as the kicks; each batch of completions ends with at most one
  * interrupt per queue, as EVENT_IDX or NO_INTERRUPT asks. After a burst the
- * thread watches the avail rings for `pollMicroseconds` with notifications
- * still off, so a driver that answers completions with new requests at once
- * needs no kick (each kick and wake-up costs tens of µs on a nested host).
- * Requests are handed to the kernel every SUBMIT_BATCH, not all at the end.
+ * thread watches the avail rings until `pollMicroseconds` pass without work
+ * (at most POLL_MAX_US in all), notifications still off, so a driver that
+ * answers completions with new requests at once needs no kick (each kick and
+ * wake-up costs tens of µs on a nested host). Requests are handed to the
+ * kernel every SUBMIT_BATCH, not all at the end, and what those submits
+ * completed (page-cache hits) is announced right away, so the driver refills
+ * while the rest are served instead of after the whole queue depth.
  *
  * In flight, a request owns a slot: its tag in the engine, its iovec array,
  * its progress (a short transfer is continued where it stopped) and, for
@@ -23,7 +26,7 @@
  * buffer of the old driver is touched once the driver sees status 0.
  */
 import { setIovec } from '../../../vmm/io-uring.js';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX } from '../../../vmm/libc.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../vmm/libc.js';
 import { DescriptorChain } from '../../descriptor-chain.js';
 import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
@@ -49,6 +52,10 @@ const EINVAL = 22;
 /** Rounds of serve/submit/reap per wake-up before the guest hears of what is done. */
 const MAX_ROUNDS = 16;
 const ENGINE_MAX_ENTRIES = 4096;
+/** Longest a poll window lasts while there is work, before the epoll loop gets a turn. */
+const POLL_MAX_US = 1000;
+/** Idle spins of the poll loop per clock reading. */
+const POLL_CLOCK_EVERY = 8;
 /** Operations queued before they are submitted while a queue is being drained. */
 const SUBMIT_BATCH = 8;
 
@@ -239,8 +246,10 @@ export class VirtioBlk implements VirtioDevice {
         this.start(q, chain);
         if (!this.active) return;
         // Hand the kernel a few at a time: the disk starts on the first while the rest are parsed,
-        // and completions stop arriving in lockstep batches of the whole queue depth.
-        if (this.engine!.pending >= SUBMIT_BATCH) this.engine!.submit();
+        // and completions stop arriving in lockstep batches of the whole queue depth. Those
+        // already done (page-cache hits complete inside the submit) are announced at once, so the
+        // driver refills while this thread goes on with the rest.
+        if (this.engine!.pending >= SUBMIT_BATCH) this.submitAndAnswer();
       }
       if (keepNotificationsOff) return;
       if (!queue.enableNotifications()) return;
@@ -248,16 +257,19 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   /**
-   * After answering, watch the avail rings for a short while before sleeping: a driver that
-   * answers completions with new requests then finds notifications still off and needs no kick,
-   * and the device no wake-up (QEMU's iothreads poll the same way). Completions are answered
-   * as they arrive meanwhile.
+   * After answering, watch the avail rings before sleeping: a driver that answers completions
+   * with new requests then finds notifications still off and needs no kick, and the device no
+   * wake-up (QEMU's iothreads poll the same way). Completions are answered as they arrive
+   * meanwhile. Polling stops after `pollMicroseconds` without progress, or after POLL_MAX_US in
+   * all so the epoll loop (resets, other fds) gets its turn.
    */
   private poll(): void {
     const queues = this.context!.queues;
-    const deadline = performance.now() + this.pollMicroseconds / 1000;
-    let polled = false;
-    while (this.active && performance.now() < deadline) {
+    const start = performance.now();
+    let idleDeadline = start + this.pollMicroseconds / 1000;
+    const hardDeadline = start + POLL_MAX_US / 1000;
+    for (let spins = 0; this.active; spins++) {
+      let polled = false;
       for (let q = 0; q < queues.length && this.active; q++) {
         const queue = queues[q];
         if (queue && this.hasCapacity() && queue.pendingCount > 0) {
@@ -269,14 +281,25 @@ export class VirtioBlk implements VirtioDevice {
       // when the kernel interrupts it), so they are answered here too instead of after the window.
       if (this.active && this.engine!.ready > 0) polled = true;
       if (polled && this.active) {
-        this.engine!.submit();
-        this.engine!.reap(this.onCompletion);
-        this.notify();
-        polled = false;
+        this.submitAndAnswer();
+        const now = performance.now();
+        if (now >= hardDeadline) break;
+        idleDeadline = now + this.pollMicroseconds / 1000;
+      } else if (spins % POLL_CLOCK_EVERY === 0) {
+        // Reading the clock costs more than a look at the rings: only every few spins. The driver
+        // may be waiting for this very CPU (a loaded host): give it the chance to run.
+        if (performance.now() >= idleDeadline) break;
+        schedYield();
       }
     }
     // Back to sleep: the caller's next pass turns notifications on again and re-checks.
     queues.forEach((queue, q) => (this.needsService[q] = queue !== undefined));
+  }
+
+  private submitAndAnswer(): void {
+    const engine = this.engine!;
+    engine.submit();
+    if (engine.reap(this.onCompletion) > 0) this.notify();
   }
 
   private notify(): void {
