@@ -55,6 +55,7 @@ export const RWF_NOWAIT = 0x8;
 // sqe->fsync_flags.
 export const IORING_FSYNC_DATASYNC = 1 << 0;
 const IORING_ENTER_GETEVENTS = 1 << 0;
+const IORING_SETUP_COOP_TASKRUN = 1 << 8;
 const IORING_FEAT_SINGLE_MMAP = 1 << 0;
 const IORING_FEAT_NODROP = 1 << 1;
 const IORING_REGISTER_EVENTFD = 4;
@@ -66,6 +67,7 @@ const IORING_OFF_SQES = 0x1000_0000;
 const PARAMS_SIZE = 120;
 const P_SQ_ENTRIES = 0;
 const P_CQ_ENTRIES = 4;
+const P_FLAGS = 8;
 const P_FEATURES = 20;
 const P_SQ_OFF = 40;
 const P_CQ_OFF = 80;
@@ -88,6 +90,7 @@ const CQE_WORDS = 4;
 const CQE_BYTES = 16;
 
 const ENOSYS = 38;
+const EINVAL = 22;
 const EPERM = 1;
 const EINTR = 4;
 
@@ -162,8 +165,15 @@ export class IoUring {
 
   /** A ring with at least `entries` submission slots (rounded up to a power of two by the kernel). */
   static create(entries: number): IoUring {
-    const params = new Uint8Array(PARAMS_SIZE);
-    const fd = ioUringSetup(entries, params);
+    let params = new Uint8Array(PARAMS_SIZE);
+    // COOP_TASKRUN: completions are posted when this thread next enters the kernel rather than
+    // by interrupting it (an IPI, and an EINTR out of epoll_wait). Kernels before 5.19 refuse it.
+    new DataView(params.buffer).setUint32(P_FLAGS, IORING_SETUP_COOP_TASKRUN, true);
+    let fd = ioUringSetup(entries, params);
+    if (fd === -EINVAL) {
+      params = new Uint8Array(PARAMS_SIZE);
+      fd = ioUringSetup(entries, params);
+    }
     if (fd < 0) {
       const errno = -fd;
       const kind = errno === ENOSYS || errno === EPERM ? 'unsupported' : 'setup';
