@@ -153,42 +153,42 @@ export class GuestMemory {
     this.slice(address, length).fill(value);
   }
 
-  private view(address: number, length: number): [DataView, number] {
-    const i = this.locate(address, length);
-    return [this.views[i]!, address - this.regions[i]!.guestBase];
+  // The accessors locate the region once and index its DataView: no allocation per access.
+  private offsetIn(i: number, address: number): number {
+    return address - this.regions[i]!.guestBase;
   }
 
   readU8(address: number): number {
-    const [v, o] = this.view(address, 1);
-    return v.getUint8(o);
+    const i = this.locate(address, 1);
+    return this.views[i]!.getUint8(this.offsetIn(i, address));
   }
   readU16(address: number): number {
-    const [v, o] = this.view(address, 2);
-    return v.getUint16(o, true);
+    const i = this.locate(address, 2);
+    return this.views[i]!.getUint16(this.offsetIn(i, address), true);
   }
   readU32(address: number): number {
-    const [v, o] = this.view(address, 4);
-    return v.getUint32(o, true);
+    const i = this.locate(address, 4);
+    return this.views[i]!.getUint32(this.offsetIn(i, address), true);
   }
   readU64(address: number): bigint {
-    const [v, o] = this.view(address, 8);
-    return v.getBigUint64(o, true);
+    const i = this.locate(address, 8);
+    return this.views[i]!.getBigUint64(this.offsetIn(i, address), true);
   }
   writeU8(address: number, value: number): void {
-    const [v, o] = this.view(address, 1);
-    v.setUint8(o, value);
+    const i = this.locate(address, 1);
+    this.views[i]!.setUint8(this.offsetIn(i, address), value);
   }
   writeU16(address: number, value: number): void {
-    const [v, o] = this.view(address, 2);
-    v.setUint16(o, value, true);
+    const i = this.locate(address, 2);
+    this.views[i]!.setUint16(this.offsetIn(i, address), value, true);
   }
   writeU32(address: number, value: number): void {
-    const [v, o] = this.view(address, 4);
-    v.setUint32(o, value, true);
+    const i = this.locate(address, 4);
+    this.views[i]!.setUint32(this.offsetIn(i, address), value, true);
   }
   writeU64(address: number, value: bigint | number): void {
-    const [v, o] = this.view(address, 8);
-    v.setBigUint64(o, BigInt(value), true);
+    const i = this.locate(address, 8);
+    this.views[i]!.setBigUint64(this.offsetIn(i, address), BigInt(value), true);
   }
 
   /** Reads a NUL-terminated string of at most maxLength bytes. */

@@ -35,7 +35,10 @@ export class IovecArray {
 
   /** Copies entries [from, from + count) of `source` to [to, …) of this array. */
   copyFrom(source: IovecArray, from: number, to: number, count: number): void {
-    this.words.set(source.words.subarray(from * 4, (from + count) * 4), to * 4);
+    // A word loop: most windows are one or two entries, too few for a subarray view to pay.
+    const target = this.words;
+    const words = source.words;
+    for (let i = from * 4, j = to * 4, end = (from + count) * 4; i < end; i++, j++) target[j] = words[i]!;
   }
 
   free(): void {
