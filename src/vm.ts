@@ -22,7 +22,7 @@ import {
   type VmExit,
 } from './vmm/exit-status.js';
 import { PCI_HOLE_START } from './vmm/guest-ram.js';
-import { KvmError } from './vmm/kvm.js';
+import { KvmError, MAX_KVM_IOAPIC_ID } from './vmm/kvm.js';
 import { HostCallError } from './vmm/libc.js';
 import { hostQuirkLinuxParams, hostQuirksActive } from './vmm/host-quirks.js';
 import { Machine, type MachineTimings } from './vmm/machine.js';
@@ -90,6 +90,8 @@ export class VirtualMachine {
         ),
         cpuSignature: machine.cpuSignature(),
       });
+      // So a guest reading the IOAPIC's id register finds what the MADT and MP table say.
+      if (firmware.ioapicId <= MAX_KVM_IOAPIC_ID) machine.vm.setIoapicId(firmware.ioapicId);
       const boot = loadKernel({
         kernel,
         ...(initrd ? { initrd } : {}),

@@ -26,6 +26,11 @@ export const SIZEOF_KVM_SREGS = 312;
 export const SIZEOF_KVM_CPUID2 = 8;
 export const SIZEOF_KVM_CPUID_ENTRY2 = 40;
 export const SIZEOF_KVM_PIT_CONFIG = 64;
+/** struct kvm_irqchip: chip_id, pad, then a 512-byte union (struct kvm_ioapic_state for the IOAPIC). */
+export const SIZEOF_KVM_IRQCHIP = 520;
+export const KVM_IRQCHIP_IOAPIC = 2;
+/** Offset of kvm_irqchip.chip.ioapic.id. */
+export const KVM_IRQCHIP_IOAPIC_ID = 20;
 export const SIZEOF_KVM_IRQ_LEVEL = 8;
 export const SIZEOF_KVM_IRQFD = 32;
 export const SIZEOF_KVM_IOEVENTFD = 64;
@@ -57,6 +62,9 @@ export const KVM_IRQ_LINE = iow(0x61, SIZEOF_KVM_IRQ_LEVEL);
 export const KVM_SET_GSI_ROUTING = iow(0x6a, SIZEOF_KVM_IRQ_ROUTING);
 export const KVM_IRQFD = iow(0x76, SIZEOF_KVM_IRQFD);
 export const KVM_CREATE_PIT2 = iow(0x77, SIZEOF_KVM_PIT_CONFIG);
+export const KVM_GET_IRQCHIP = iowr(0x62, SIZEOF_KVM_IRQCHIP);
+// The kernel declares KVM_SET_IRQCHIP with _IOR although it reads the struct.
+export const KVM_SET_IRQCHIP = ior(0x63, SIZEOF_KVM_IRQCHIP);
 export const KVM_IOEVENTFD = iow(0x79, SIZEOF_KVM_IOEVENTFD);
 export const KVM_SIGNAL_MSI = iow(0xa5, SIZEOF_KVM_MSI);
 export const KVM_ENABLE_CAP = iow(0xa3, SIZEOF_KVM_ENABLE_CAP);

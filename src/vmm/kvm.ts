@@ -113,6 +113,9 @@ export class Kvm {
 export const KVM_TSS_ADDRESS = 0xfffbd000;
 export const KVM_IDENTITY_MAP_ADDRESS = 0xfffbc000;
 
+/** KVM's IOAPIC id register keeps 4 bits. */
+export const MAX_KVM_IOAPIC_ID = 15;
+
 /** VM-level ioctls. The fd is a plain number, usable from any thread. */
 export class VmFd {
   constructor(readonly fd: number) {}
@@ -126,6 +129,22 @@ export class VmFd {
       ioctl(this.fd, abi.KVM_CREATE_IRQCHIP, 'KVM_CREATE_IRQCHIP');
       // struct kvm_pit_config { u32 flags; u32 pad[15]; }: flags 0 = no speaker dummy.
       ioctlBuffer(this.fd, abi.KVM_CREATE_PIT2, 'KVM_CREATE_PIT2', new Uint8Array(abi.SIZEOF_KVM_PIT_CONFIG));
+    });
+  }
+
+  /**
+   * Sets the in-kernel IOAPIC's id register, which KVM starts at 0, to the id the firmware
+   * tables give it. KVM keeps 4 bits of it, so ids above 15 cannot be matched.
+   */
+  setIoapicId(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id > MAX_KVM_IOAPIC_ID) throw new KvmError('ioctl', `IOAPIC id ${id} is not 0..${MAX_KVM_IOAPIC_ID}`);
+    kvmCall(() => {
+      const chip = new Uint8Array(abi.SIZEOF_KVM_IRQCHIP);
+      const view = new DataView(chip.buffer);
+      view.setUint32(0, abi.KVM_IRQCHIP_IOAPIC, true);
+      ioctlBuffer(this.fd, abi.KVM_GET_IRQCHIP, 'KVM_GET_IRQCHIP', chip);
+      view.setUint32(abi.KVM_IRQCHIP_IOAPIC_ID, id, true);
+      ioctlBuffer(this.fd, abi.KVM_SET_IRQCHIP, 'KVM_SET_IRQCHIP', chip);
     });
   }
 

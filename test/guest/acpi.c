@@ -630,6 +630,9 @@ static void check_cpu(void)
 		putc('\n');
 		if ((ver & 0xff) == 0xff)
 			fail_hex("nothing answers at the MADT's I/O APIC address ", io);
+		/* KVM's id register keeps 4 bits. */
+		else if (rid != (acpi.ioapic_id & 0xf))
+			fail_mismatch("I/O APIC id register and MADT", rid, acpi.ioapic_id);
 	}
 }
 

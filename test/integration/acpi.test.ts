@@ -46,6 +46,8 @@ test('test=acpi, one vCPU: RSDP, XSDT, FADT, MADT, DSDT, FACS and the MP table a
   expectConsistentTables(run, 1);
   assert.match(run.stdout, 'acpi: madt cpus 1 ');
   assert.match(run.stdout, 'mptable: cpus 1 ');
+  // The in-kernel IOAPIC's id register says what the tables say (the guest fails on a mismatch).
+  assert.match(run.stdout, 'acpi: ioapic registers id 1 ');
 });
 
 test('test=acpi, two vCPUs: two processors in the MADT, the DSDT and the MP table', async () => {
@@ -53,6 +55,7 @@ test('test=acpi, two vCPUs: two processors in the MADT, the DSDT and the MP tabl
   expectConsistentTables(run, 2);
   assert.match(run.stdout, 'acpi: madt cpus 2 ');
   assert.match(run.stdout, 'mptable: cpus 2 ');
+  assert.match(run.stdout, 'acpi: ioapic registers id 2 ');
 });
 
 test('test=acpi with a virtio-rng over PCI: the DSDT grows a _PRT entry, the tables stay consistent', async () => {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Bus, dataValue, setDataValue } from '../../src/vmm/bus.js';
-import { handleExit, type ExitContext } from '../../src/vmm/exits.js';
+import { emulationFailureBytes, handleExit, type ExitContext } from '../../src/vmm/exits.js';
 import * as abi from '../../src/vmm/kvm-abi.js';
 
 const RUN_SIZE = 4096;
@@ -124,6 +124,21 @@ test('ioctl numbers match the kernel headers', () => {
   assert.is(abi.KVM_CREATE_PIT2, 0x4040ae77);
   assert.is(abi.KVM_IOEVENTFD, 0x4040ae79);
   assert.is(abi.KVM_IRQFD, 0x4020ae76);
+  assert.is(abi.KVM_GET_IRQCHIP, 0xc208ae62);
+  assert.is(abi.KVM_SET_IRQCHIP, 0x8208ae63);
+});
+
+test('the bytes an emulation failure reports are read from kvm_run.emulation_failure', () => {
+  const { run, view } = setup();
+  view.setUint32(abi.RUN.exit_reason, abi.KVM_EXIT_INTERNAL_ERROR, true);
+  view.setUint32(abi.RUN.internal_suberror, abi.KVM_INTERNAL_ERROR_EMULATION, true);
+  view.setUint32(abi.RUN.internal_ndata, 3, true);
+  view.setBigUint64(abi.RUN.internal_data, 1n, true); // KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES
+  view.setUint8(48, 3); // insn_size, at offsetof(struct kvm_run, emulation_failure.insn_size)
+  run.set([0xcc, 0x38, 0xba], 49);
+  assert.equal(emulationFailureBytes(run, view), Uint8Array.of(0xcc, 0x38, 0xba));
+  view.setBigUint64(abi.RUN.internal_data, 0n, true);
+  assert.is(emulationFailureBytes(run, view), undefined, 'no bytes without the flag');
 });
 
 test.run();

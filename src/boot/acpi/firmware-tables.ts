@@ -14,6 +14,8 @@ export interface FirmwareTables {
   readonly mpFloatingPointer: number;
   /** What was written, [start, end) each: the ACPI tables, then the MP table. */
   readonly ranges: GuestRange[];
+  /** The IOAPIC id both tables give (the VMM sets the in-kernel IOAPIC's id register to it). */
+  readonly ioapicId: number;
 }
 
 export function buildFirmwareTables(memory: GuestMemory, description: FirmwareDescription): FirmwareTables {
@@ -23,5 +25,11 @@ export function buildFirmwareTables(memory: GuestMemory, description: FirmwareDe
   requireRam(memory, MP_AREA_START, MP_AREA_END, 'MP table');
   const acpi = buildAcpiTables(memory, resolved);
   const mp = buildMpTable(memory, resolved);
-  return { rsdpAddress: acpi.rsdpAddress, acpi: acpi.tables, mpFloatingPointer: mp.floatingPointer, ranges: [acpi.range, mp.range] };
+  return {
+    rsdpAddress: acpi.rsdpAddress,
+    acpi: acpi.tables,
+    mpFloatingPointer: mp.floatingPointer,
+    ranges: [acpi.range, mp.range],
+    ioapicId: resolved.ioapicId,
+  };
 }
