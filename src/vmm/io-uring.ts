@@ -182,6 +182,17 @@ export class IoUring {
     return new IoUring(fd, new DataView(params.buffer));
   }
 
+  /** A ring, or null (after telling `unavailable` why) when this host's io_uring cannot make one. */
+  static createOrNull(entries: number, unavailable: (reason: string) => void): IoUring | null {
+    try {
+      return IoUring.create(entries);
+    } catch (error) {
+      if (!(error instanceof IoUringError)) throw error;
+      unavailable(error.message);
+      return null;
+    }
+  }
+
   /** Free submission slots (queued SQEs count until the kernel consumed them). */
   get sqSpace(): number {
     return this.sqEntries - ((this.tail - this.ring[this.sqHead]!) >>> 0);

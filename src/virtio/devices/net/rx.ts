@@ -33,7 +33,7 @@ import { DescriptorChain } from '../../descriptor-chain.js';
 import type { SplitQueue } from '../../queue.js';
 import type { DataPlaneHost, VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
-import { IoUring, IoUringError, RWF_NOWAIT } from '../../../vmm/io-uring.js';
+import { IoUring, RWF_NOWAIT } from '../../../vmm/io-uring.js';
 import { IOV_MAX, readv } from '../../../vmm/libc.js';
 import { HostBuffer } from '../../../vmm/host-buffer.js';
 import { IovecArray } from './host-buffer.js';
@@ -105,15 +105,7 @@ export class ReceiveBuffers {
   private uring: IoUring | null | undefined;
 
   ring(log: createDebug.Debugger): IoUring | null {
-    if (this.uring === undefined) {
-      try {
-        this.uring = IoUring.create(RX_BATCH);
-      } catch (error) {
-        if (!(error instanceof IoUringError)) throw error;
-        log('io_uring unavailable (%s): one readv per frame', error.message);
-        this.uring = null;
-      }
-    }
+    if (this.uring === undefined) this.uring = IoUring.createOrNull(RX_BATCH, (reason) => log('io_uring unavailable (%s): one readv per frame', reason));
     return this.uring;
   }
 }

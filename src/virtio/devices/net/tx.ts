@@ -16,7 +16,7 @@ import { DescriptorChain } from '../../descriptor-chain.js';
 import type { SplitQueue } from '../../queue.js';
 import type { VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
-import { IoUring, IoUringError, RWF_NOWAIT } from '../../../vmm/io-uring.js';
+import { IoUring, RWF_NOWAIT } from '../../../vmm/io-uring.js';
 import { IOV_MAX, writev } from '../../../vmm/libc.js';
 import { featureBit } from '../../virtio-constants.js';
 import { IovecArray } from './host-buffer.js';
@@ -51,15 +51,7 @@ export class TransmitBuffers {
   private uring: IoUring | null | undefined;
 
   ring(log: createDebug.Debugger): IoUring | null {
-    if (this.uring === undefined) {
-      try {
-        this.uring = IoUring.create(TX_BATCH);
-      } catch (error) {
-        if (!(error instanceof IoUringError)) throw error;
-        log('io_uring unavailable (%s): one writev per frame', error.message);
-        this.uring = null;
-      }
-    }
+    if (this.uring === undefined) this.uring = IoUring.createOrNull(TX_BATCH, (reason) => log('io_uring unavailable (%s): one writev per frame', reason));
     return this.uring;
   }
 }
