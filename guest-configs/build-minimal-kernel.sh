@@ -21,7 +21,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 tarball=$(ls /usr/src/linux-source-6.1.tar.* | head -1)
-stamp="$(sha256sum "$here/minimal.config" "$tarball" | sha256sum | cut -c1-16)"
+# Contents only, not paths: a clone elsewhere shares the cache.
+stamp="$(sha256sum "$here/minimal.config" "$tarball" | cut -d" " -f1 | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ]; then
   say "minimal kernel is up to date"
   printf '%s\n%s\n' "$out/vmlinux" "$out/bzImage"

@@ -16,6 +16,7 @@ import { defaultMac, parseMac, type NetSpec } from './net/net-spec.js';
 import { openTap } from './net/tap.js';
 import type { VirtioDevice, VirtioDeviceModule } from './virtio/virtio-device.js';
 import { VirtioBlk } from './virtio/devices/blk/device.js';
+import { BLK_COUNTERS } from './virtio/devices/blk/options.js';
 import { blkOptionsFor } from './disk/blk-options.js';
 import type { DiskImage } from './disk/disk-image.js';
 import { diskName } from './disk/disk-spec.js';
@@ -102,7 +103,9 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   }
 
   for (const [i, disk] of (options.disks ?? []).entries()) {
-    const blk = blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1);
+    const blkCounters = new DeviceCounters(BLK_COUNTERS);
+    const blk = { ...blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1), counters: blkCounters.shared };
+    counters.set(`virtio-blk:${blk.name}`, () => blkCounters.snapshot());
     devices.push({
       name: `virtio-blk:${blk.name}`,
       device: new VirtioBlk(blk),

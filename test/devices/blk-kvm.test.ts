@@ -88,6 +88,22 @@ test('GET_ID returns the serial given with -d …,serial=', async () => {
   assert.match(run.stdout, 'virtio-blk: id kvm-test-disk1');
 });
 
+test('--metrics counts what the guest asked of the disk', async () => {
+  const file = image('metrics.img');
+  const metrics = path.join(dir, 'metrics.json');
+  const read = await runKvm(['run', '-k', guest.elf, '-d', file, '--metrics', metrics, '-p', 'test=virtio-blk transport=pci irq=msix op=read sector=3 count=8']);
+  assert.is(read.status, 1, explain(read));
+  const counters = (JSON.parse(readFileSync(metrics, 'utf8')) as { devices: Record<string, Record<string, number>> }).devices['virtio-blk:vda']!;
+  assert.is(counters.reads, 1);
+  assert.is(counters.readBytes, 8 * SECTOR);
+  assert.is(counters.writes, 0);
+  const pastEnd = await runKvm(['run', '-k', guest.elf, '-d', file, '--metrics', metrics, '-p', 'test=virtio-blk transport=pci irq=msix op=read sector=131072 count=1']);
+  assert.is(pastEnd.status, 3, explain(pastEnd));
+  const after = (JSON.parse(readFileSync(metrics, 'utf8')) as { devices: Record<string, Record<string, number>> }).devices['virtio-blk:vda']!;
+  assert.is(after.ioErrors, 1);
+  assert.is(after.reads, 0);
+});
+
 test('a read past the end of the disk is IOERR to the guest', async () => {
   const file = image('end.img');
   const run = await runKvm(['run', '-k', guest.elf, '-d', file, '-p', 'test=virtio-blk transport=pci irq=msix op=read sector=131072 count=1']);

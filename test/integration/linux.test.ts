@@ -89,6 +89,7 @@ async function bootWithEveryDevice(transport: 'pci' | 'mmio'): Promise<void> {
   const metrics = JSON.parse(readFileSync(metricsFile, 'utf8')) as Metrics;
   assert.is(metrics.status, 32);
   assert.ok((metrics.devices['virtio-rng']?.bytes ?? 0) > 0, `hwrng bytes served: ${JSON.stringify(metrics.devices)}`);
+  assert.ok(metrics.devices['virtio-blk:vda']!.reads! > 0, JSON.stringify(metrics.devices['virtio-blk:vda']));
   const netCounters = metrics.devices[`virtio-net:${TAP_NAME}`]!;
   assert.ok(netCounters.txFrames! > 0 && netCounters.rxFrames! > 0, JSON.stringify(netCounters));
 }

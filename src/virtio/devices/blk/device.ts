@@ -34,7 +34,8 @@ import { describeBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
 import { HostBuffer } from '../../../vmm/host-buffer.js';
-import { BLK_DEFAULT_POLL_US, BLK_DEFAULT_QUEUE_SIZE, BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, type BlkOptions } from './options.js';
+import { BLK_COUNTERS, BLK_DEFAULT_POLL_US, BLK_DEFAULT_QUEUE_SIZE, BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, type BlkCounter, type BlkOptions } from './options.js';
+import { DeviceCounters } from '../../device-counters.js';
 import { forEachDataPiece, parseBlkRequest, type BlkLimits, type BlkRequest, type DwzRange } from './request.js';
 import { GuestMemoryError } from '../../../vmm/guest-memory.js';
 import * as S from './spec.js';
@@ -134,7 +135,10 @@ export class VirtioBlk implements VirtioDevice {
   /** Queues with used entries not yet announced. */
   private touched: boolean[] = [];
 
+  readonly counters: DeviceCounters<BlkCounter>;
+
   constructor(private readonly options: BlkOptions) {
+    this.counters = new DeviceCounters(BLK_COUNTERS, options.counters);
     const queueSize = options.queueSize ?? BLK_DEFAULT_QUEUE_SIZE;
     if (!Number.isInteger(options.queues) || options.queues < 1 || options.queues > 0xffff) {
       throw new RangeError(`virtio-blk ${options.name}: ${options.queues} queues`);
@@ -323,6 +327,7 @@ export class VirtioBlk implements VirtioDevice {
       case 'answer':
         if (request.status !== S.VIRTIO_BLK_S_OK) context.host.log('%s: request refused: %s', this.options.name, request.reason);
         this.answer(q, chain.head, request.statusAddress, request.status, 1);
+        this.countStatus(request.status);
         return;
       case 'get-id': {
         let written = 0;
@@ -332,11 +337,13 @@ export class VirtioBlk implements VirtioDevice {
           written += length;
         }
         this.answer(q, chain.head, request.statusAddress, S.VIRTIO_BLK_S_OK, written + 1);
+        this.counters.add('getIds');
         return;
       }
       case 'flush': {
         if (this.options.readOnly) {
           this.answer(q, chain.head, request.statusAddress, S.VIRTIO_BLK_S_OK, 1);
+          this.counters.add('flushes');
           return;
         }
         const slot = this.takeSlot(q, chain.head, request.statusAddress, 'flush');
@@ -364,6 +371,22 @@ export class VirtioBlk implements VirtioDevice {
         return;
       }
     }
+  }
+
+  private countDone(op: SlotOp, length: number): void {
+    const c = this.counters;
+    if (op === 'read') {
+      c.add('reads');
+      c.add('readBytes', length);
+    } else if (op === 'write') {
+      c.add('writes');
+      c.add('writeBytes', length);
+    } else c.add(op === 'flush' ? 'flushes' : op === 'discard' ? 'discards' : 'writeZeroes');
+  }
+
+  private countStatus(status: number): void {
+    if (status === S.VIRTIO_BLK_S_IOERR) this.counters.add('ioErrors');
+    else if (status === S.VIRTIO_BLK_S_UNSUPP) this.counters.add('unsupported');
   }
 
   private answer(q: number, head: number, statusAddress: number, status: number, used: number): void {
@@ -558,6 +581,8 @@ export class VirtioBlk implements VirtioDevice {
       slot.bounce = undefined;
     }
     this.answer(slot.queue, slot.head, slot.statusAddress, slot.status, slot.status === S.VIRTIO_BLK_S_OK ? slot.used : 1);
+    if (slot.status === S.VIRTIO_BLK_S_OK) this.countDone(slot.op, slot.length);
+    else this.countStatus(slot.status);
     const generation = slot.generation;
     slot.generation = -1;
     slot.ranges = [];

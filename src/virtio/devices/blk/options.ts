@@ -32,7 +32,24 @@ export interface BlkOptions {
   readonly engine?: BlkEngineKind;
   /** How long the data plane keeps watching the rings after a burst before it sleeps (0: never polls). */
   readonly pollMicroseconds?: number;
+  /** Shared counters (BLK_COUNTERS, see DeviceCounters); the thread that built the options reads them. */
+  readonly counters?: SharedArrayBuffer;
 }
+
+/** Requests answered OK by type (and the bytes moved), and those answered IOERR or UNSUPP. */
+export const BLK_COUNTERS = [
+  'reads',
+  'readBytes',
+  'writes',
+  'writeBytes',
+  'flushes',
+  'discards',
+  'writeZeroes',
+  'getIds',
+  'ioErrors',
+  'unsupported',
+] as const;
+export type BlkCounter = (typeof BLK_COUNTERS)[number];
 
 export const BLK_DEFAULT_QUEUE_SIZE = 256;
 /** A driver that answers a completion with its next request within this long needs no kick. */
