@@ -290,6 +290,19 @@ export class IoUring {
   }
 
   /** Calls `handler` for every posted completion, in order, and frees their slots; returns how many. */
+  /**
+   * Submits what is queued, waiting for completions until `count` have been handed to `handler`:
+   * for requests that complete inside the submitting call (RWF_NOWAIT reads and writes).
+   */
+  submitAndReapAll(count: number, handler: CompletionHandler): void {
+    this.submit(count);
+    let reaped = this.reap(handler);
+    while (reaped < count) {
+      this.submit(1);
+      reaped += this.reap(handler);
+    }
+  }
+
   reap(handler: CompletionHandler): number {
     let head = this.ring[this.cqHead]!;
     const tail = this.ring[this.cqTail]!;

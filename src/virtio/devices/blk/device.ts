@@ -424,6 +424,7 @@ export class VirtioBlk implements VirtioDevice {
     let count = 0;
     let skip = request.skip;
     let left = length;
+    // forEachDataPiece's walk, inlined: this runs for every read and write, without a callback.
     for (let i = request.first; left > 0; i++) {
       const segmentLength = chain.lengthAt(i);
       if (segmentLength <= skip) {

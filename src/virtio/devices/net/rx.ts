@@ -352,15 +352,8 @@ export class Receiver {
       used += count + 1;
       groups++;
     }
-    if (ring) {
-      // RWF_NOWAIT: every read completes inside this call, with a frame or EAGAIN.
-      ring.submit(groups);
-      let reaped = ring.reap(this.onCompletion);
-      while (reaped < groups) {
-        ring.submit(1);
-        reaped += ring.reap(this.onCompletion);
-      }
-    }
+    // RWF_NOWAIT: every read completes inside this call, with a frame or EAGAIN.
+    if (ring) ring.submitAndReapAll(groups, this.onCompletion);
     return this.takeBatch(groups);
   }
 

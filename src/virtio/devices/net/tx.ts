@@ -157,15 +157,8 @@ export class Transmitter {
     const count = this.batchCount;
     if (count === 0) return;
     const ring = this.ring;
-    if (ring) {
-      // RWF_NOWAIT: every write completes inside this call.
-      ring.submit(count);
-      let reaped = ring.reap(this.onCompletion);
-      while (reaped < count) {
-        ring.submit(1);
-        reaped += ring.reap(this.onCompletion);
-      }
-    }
+    // RWF_NOWAIT: every write completes inside this call.
+    if (ring) ring.submitAndReapAll(count, this.onCompletion);
     const { queue, stats, log } = this.context;
     for (let n = 0; n < count; n++) {
       const result = this.batchResults[n]!;
