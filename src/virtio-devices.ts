@@ -11,7 +11,7 @@ import { RNG_COUNTERS, VirtioRng, type RngOptions } from './virtio/devices/rng.j
 import { DeviceCounters } from './virtio/device-counters.js';
 import { VirtioNet } from './virtio/devices/net/device.js';
 import type { NetOptions } from './virtio/devices/net/options.js';
-import { NetStats } from './virtio/devices/net/stats.js';
+import { NET_COUNTERS } from './virtio/devices/net/stats.js';
 import { defaultMac, parseMac, type NetSpec } from './net/net-spec.js';
 import { openTap } from './net/tap.js';
 import type { VirtioDevice, VirtioDeviceModule } from './virtio/virtio-device.js';
@@ -65,6 +65,12 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   const devices: Array<{ name: string; device: VirtioDevice; module: VirtioDeviceModule; attached?: (a: AttachedVirtioDevice) => void }> = [];
   let consoleInput: ((bytes: Uint8Array) => void) | undefined;
   const counters = new Map<string, () => Readonly<Record<string, number>>>();
+  /** A device's shared counters, registered under its name; its options carry the buffer. */
+  const countersFor = (name: string, names: readonly string[]): SharedArrayBuffer => {
+    const deviceCounters = new DeviceCounters(names);
+    counters.set(name, () => deviceCounters.snapshot());
+    return deviceCounters.shared;
+  };
 
   if (options.console) {
     const [readFd, writeFd] = pipe(O_CLOEXEC);
@@ -80,34 +86,29 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     };
   }
   if (options.rng) {
-    const rngCounters = new DeviceCounters(RNG_COUNTERS);
-    const rngOptions: RngOptions = { counters: rngCounters.shared };
-    counters.set('virtio-rng', () => rngCounters.snapshot());
+    const rngOptions: RngOptions = { counters: countersFor('virtio-rng', RNG_COUNTERS) };
     devices.push({ name: 'virtio-rng', device: new VirtioRng(rngOptions), module: deviceModule('rng', 'createVirtioRng', rngOptions) });
   }
 
   for (const spec of options.net ?? []) {
     const tap = openTap(spec.tap);
     machine.onClose(() => close(tap.fd));
-    const stats = new NetStats();
+    const name = `virtio-net:${tap.name}`;
     const netOptions: NetOptions = {
       name: tap.name,
       tapFds: [tap.fd],
       mac: Array.from(spec.mac !== undefined ? parseMac(spec.mac) : defaultMac(spec.tap)),
       tapOffloads: tap.offloads,
-      stats: stats.shared,
+      stats: countersFor(name, NET_COUNTERS),
     };
-    const name = `virtio-net:${tap.name}`;
-    counters.set(name, () => stats.snapshot());
     devices.push({ name, device: new VirtioNet(netOptions), module: deviceModule('net/device', 'createVirtioNet', netOptions) });
   }
 
   for (const [i, disk] of (options.disks ?? []).entries()) {
-    const blkCounters = new DeviceCounters(BLK_COUNTERS);
-    const blk = { ...blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1), counters: blkCounters.shared };
-    counters.set(`virtio-blk:${blk.name}`, () => blkCounters.snapshot());
+    const name = `virtio-blk:${diskName(i)}`;
+    const blk = { ...blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1), counters: countersFor(name, BLK_COUNTERS) };
     devices.push({
-      name: `virtio-blk:${blk.name}`,
+      name,
       device: new VirtioBlk(blk),
       module: deviceModule('blk/device', 'createVirtioBlk', blk),
       // The image fd must outlive every I/O its data plane may still have in flight.
