@@ -303,7 +303,9 @@ export class VirtioBlk implements VirtioDevice {
   private submitAndAnswer(): void {
     const engine = this.engine!;
     engine.submit();
-    if (engine.reap(this.onCompletion) > 0) this.notify();
+    engine.reap(this.onCompletion);
+    // Also requests answered without I/O (errors, GET_ID, a read-only flush): their queues are touched too.
+    this.notify();
   }
 
   private notify(): void {

@@ -105,20 +105,26 @@ export class Transmitter {
     let used = 0;
     this.sentFrames = 0;
     this.sentBytes = 0;
-    do {
-      queue.disableNotifications();
-      while (queue.popInto(chain)) {
-        used++;
-        if (!this.accept(chain)) {
-          queue.addUsed(chain.head, 0);
-          continue;
+    try {
+      do {
+        queue.disableNotifications();
+        while (queue.popInto(chain)) {
+          used++;
+          if (!this.accept(chain)) {
+            queue.addUsed(chain.head, 0);
+            continue;
+          }
+          if (this.batchIovecs + chain.segmentCount > TX_IOVECS) this.flush();
+          this.add(chain);
+          if (this.batchCount === TX_BATCH) this.flush();
         }
-        if (this.batchIovecs + chain.segmentCount > TX_IOVECS) this.flush();
-        this.add(chain);
-        if (this.batchCount === TX_BATCH) this.flush();
-      }
+        this.flush();
+      } while (queue.enableNotifications());
+    } finally {
+      // A malformed ring throws out of popInto: the frames already queued in the ring go out
+      // now, or the ring (kept across resets) would send them after the next activation.
       this.flush();
-    } while (queue.enableNotifications());
+    }
     if (this.sentFrames > 0) {
       stats.add('txFrames', this.sentFrames);
       stats.add('txBytes', this.sentBytes);
