@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, statSync, truncateSync } from 'node:fs';
 import { BlkTestDevice, SECTOR, S, V, pattern } from './blk-helpers.js';
 import { BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, BLK_SIZE_MAX } from '../../src/virtio/devices/blk/options.js';
+import { MAX_BOUNCE_BYTES } from '../../src/virtio/devices/blk/device.js';
 
 const bytesOf = (a: Uint8Array): number[] => Array.from(a);
 const fileBytes = (d: BlkTestDevice, offset: number, length: number): number[] => bytesOf(readFileSync(d.path).subarray(offset, offset + length));
@@ -417,6 +418,21 @@ test('direct: O_DIRECT transfers, with a bounce buffer for guest buffers O_DIREC
     assert.is((await d.request(S.VIRTIO_BLK_T_OUT, 120, { out })).status, S.VIRTIO_BLK_S_OK);
     assert.equal(fileBytes(d, 100 * SECTOR, out.length), bytesOf(out));
     assert.equal(fileBytes(d, 120 * SECTOR, out.length), bytesOf(out));
+  } finally {
+    await d.close();
+  }
+});
+
+test('direct: misaligned guest buffers above the bounce limit (served through the page cache) read and write correctly', async () => {
+  const sectors = MAX_BOUNCE_BYTES / SECTOR + 64;
+  const d = await BlkTestDevice.create({ sectors: sectors + 16, direct: true, queueSize: 256 });
+  try {
+    const out = new Uint8Array(sectors * SECTOR).map((_, i) => (i * 7 + (i >> 12)) & 0xff);
+    assert.is((await d.request(S.VIRTIO_BLK_T_OUT, 8, { out }, { misalign: 3, split: 131072 })).status, S.VIRTIO_BLK_S_OK);
+    assert.equal(fileBytes(d, 8 * SECTOR, out.length), bytesOf(out));
+    const back = await d.request(S.VIRTIO_BLK_T_IN, 8, { inLength: out.length }, { misalign: 3, split: 131072 });
+    assert.is(back.status, S.VIRTIO_BLK_S_OK);
+    assert.equal(bytesOf(back.data), bytesOf(out));
   } finally {
     await d.close();
   }

@@ -60,6 +60,9 @@ const POLL_CLOCK_EVERY = 8;
 /** Operations queued before they are submitted while a queue is being drained. */
 const SUBMIT_BATCH = 8;
 
+/** The largest bounce buffer for one O_DIRECT request with misaligned guest buffers (4 MiB). */
+export const MAX_BOUNCE_BYTES = 4 << 20;
+
 type SlotOp = 'read' | 'write' | 'flush' | 'discard' | 'write-zeroes';
 
 interface RangeState extends DwzRange {
@@ -444,8 +447,9 @@ export class VirtioBlk implements VirtioDevice {
     slot.iovStart = 0;
     slot.iovCount = count;
     if (this.options.direct) {
-      if ((offset | length) % offsetAlign !== 0) {
-        // O_DIRECT cannot address this range of the file at all: the page cache can.
+      if ((offset | length) % offsetAlign !== 0 || (!aligned && length > MAX_BOUNCE_BYTES)) {
+        // O_DIRECT cannot address this range of the file at all, or the guest's misaligned buffers
+        // would need a bounce larger than a guest may make the host allocate: the page cache can.
         slot.fd = this.options.bufferedFd ?? this.options.fd;
       } else if (!aligned) {
         const bounce = new HostBuffer(length);
