@@ -11,6 +11,7 @@ import { workerData } from 'node:worker_threads';
 import { memoryFromRegions } from '../vmm/guest-ram.js';
 import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../vmm/libc.js';
 import { TransportInterrupt } from '../transport/virtio-interrupt.js';
+import { logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
 import { QueueError, SplitQueue } from './queue.js';
@@ -32,6 +33,8 @@ const TOKEN_FIRST_WATCH = 1000;
 const MAX_EVENTS = 64;
 
 async function main(): Promise<void> {
+  // This thread lives in epoll_wait: its process.stderr would only flush when it ends.
+  logSynchronously();
   const data = workerData as DataPlaneWorkerData;
   const log = createDebug(`kvm:${data.name}`);
   const state = new VirtioTransportState(data.state);
@@ -75,7 +78,7 @@ async function main(): Promise<void> {
     },
     failDevice(reason) {
       log('device needs reset: %s', reason);
-      process.stderr.write(`kvm: ${data.name}: ${reason}; device needs reset\n`);
+      writeStderrNow(`kvm: ${data.name}: ${reason}; device needs reset\n`);
       deactivate();
       state.orStatus(VIRTIO_CONFIG_S_NEEDS_RESET);
       interrupt.signalConfigChange();
@@ -139,7 +142,7 @@ async function main(): Promise<void> {
     const count = epollWait(epfd, events, -1);
     if (count === -EINTR) continue;
     if (count < 0) {
-      process.stderr.write(`kvm: ${data.name}: epoll_wait failed (errno ${-count})\n`);
+      writeStderrNow(`kvm: ${data.name}: epoll_wait failed (errno ${-count})\n`);
       break;
     }
     for (let i = 0; i < count && running; i++) {
