@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { repoRoot } from './run-kvm.js';
+import { repoRoot, suiteCannotRun } from './run-kvm.js';
 
 function build(script: string, args: readonly string[] = [], minutes = 40): string[] {
   const run = spawnSync('bash', [path.join(repoRoot(), 'guest-configs', script), ...args], {
@@ -12,7 +12,7 @@ function build(script: string, args: readonly string[] = [], minutes = 40): stri
     stdio: ['ignore', 'pipe', 'inherit'],
     timeout: minutes * 60_000,
   });
-  if (run.status !== 0) throw new Error(`guest-configs/${script} failed (status ${run.status ?? run.signal})`);
+  if (run.status !== 0) suiteCannotRun(`guest-configs/${script} failed (status ${run.status ?? run.signal})`);
   return run.stdout.trim().split('\n');
 }
 

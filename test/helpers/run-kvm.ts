@@ -59,12 +59,21 @@ export function runKvm(args: readonly string[], options: RunOptions = {}): Promi
   });
 }
 
+/**
+ * Ends a suite that cannot run, saying why on stderr: uvu reports a throwing before hook only
+ * as failed tests, without its message.
+ */
+export function suiteCannotRun(reason: string): never {
+  process.stderr.write(`${reason}\n`);
+  throw new Error(reason);
+}
+
 /** Fails with the reason when /dev/kvm cannot be used: KVM tests never pass by skipping. */
 export async function assertKvmUsable(): Promise<void> {
   const { Kvm } = await import('../../src/vmm/kvm.js');
   try {
     Kvm.open().fd;
   } catch (error) {
-    throw new Error(`KVM integration tests need a usable /dev/kvm: ${(error as Error).message}`);
+    suiteCannotRun(`KVM integration tests need a usable /dev/kvm: ${(error as Error).message}`);
   }
 }

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertKvmUsable, runKvm } from '../helpers/run-kvm.js';
+import { assertKvmUsable, runKvm, suiteCannotRun } from '../helpers/run-kvm.js';
 import { checkInitramfs, debianKernel, minimalKernel, rootfsImage } from '../helpers/guest-images.js';
 import { GUEST_ADDRESS, HOST_ADDRESS, LinuxNetBed, TAP_NAME } from '../linux/linux-net-bed.js';
 import { KVM_PVM_SYSFS } from '../../src/vmm/host-quirks.js';
@@ -27,7 +27,7 @@ let guests: {
 
 test.before(async () => {
   if (existsSync(KVM_PVM_SYSFS) && !process.env.KVM_TIER_FORCE) {
-    throw new Error(
+    suiteCannotRun(
       'the userspace tier needs a host with hardware virtualization (VMX/SVM): this host\'s KVM is nested PVM ' +
         `(${KVM_PVM_SYSFS} exists), where guest userspace cannot make system calls; KVM_TIER_FORCE=1 runs it anyway`,
     );
