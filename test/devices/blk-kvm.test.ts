@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
-import { assertKvmUsable, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
 
 const guest = ensureTestGuest();
 const SECTOR = 512;
@@ -93,13 +93,13 @@ test('--metrics counts what the guest asked of the disk', async () => {
   const metrics = path.join(dir, 'metrics.json');
   const read = await runKvm(['run', '-k', guest.elf, '-d', file, '--metrics', metrics, '-p', 'test=virtio-blk transport=pci irq=msix op=read sector=3 count=8']);
   assert.is(read.status, 1, explain(read));
-  const counters = (JSON.parse(readFileSync(metrics, 'utf8')) as { devices: Record<string, Record<string, number>> }).devices['virtio-blk:vda']!;
+  const counters = readMetrics(metrics).devices['virtio-blk:vda']!;
   assert.is(counters.reads, 1);
   assert.is(counters.readBytes, 8 * SECTOR);
   assert.is(counters.writes, 0);
   const pastEnd = await runKvm(['run', '-k', guest.elf, '-d', file, '--metrics', metrics, '-p', 'test=virtio-blk transport=pci irq=msix op=read sector=131072 count=1']);
   assert.is(pastEnd.status, 3, explain(pastEnd));
-  const after = (JSON.parse(readFileSync(metrics, 'utf8')) as { devices: Record<string, Record<string, number>> }).devices['virtio-blk:vda']!;
+  const after = readMetrics(metrics).devices['virtio-blk:vda']!;
   assert.is(after.ioErrors, 1);
   assert.is(after.reads, 0);
 });

@@ -3,7 +3,7 @@
  * users and CI scripts do, and collects its output and exit status.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -57,6 +57,17 @@ export function runKvm(args: readonly string[], options: RunOptions = {}): Promi
     if (options.input !== undefined) child.stdin.end(options.input);
     else child.stdin.end();
   });
+}
+
+/** What `kvm run --metrics PATH` wrote: the exit and every device's counters by device name. */
+export interface KvmMetrics {
+  readonly status: number;
+  readonly reason: string;
+  readonly devices: Record<string, Record<string, number>>;
+}
+
+export function readMetrics(file: string): KvmMetrics {
+  return JSON.parse(readFileSync(file, 'utf8')) as KvmMetrics;
 }
 
 /**

@@ -9,10 +9,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertKvmUsable, repoRoot, runKvm } from '../helpers/run-kvm.js';
+import { assertKvmUsable, readMetrics, repoRoot, runKvm } from '../helpers/run-kvm.js';
 import { minimalKernel } from '../helpers/guest-images.js';
 import { GUEST_ADDRESS, LinuxNetBed, TAP_NAME } from '../linux/linux-net-bed.js';
 
@@ -41,11 +41,6 @@ test.before(async () => {
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Metrics {
-  readonly status: number;
-  readonly devices: Record<string, Record<string, number>>;
-}
 
 /**
  * One boot with every device kvm has, over one transport: the kernel's own drivers must find
@@ -86,7 +81,7 @@ async function bootWithEveryDevice(transport: 'pci' | 'mmio'): Promise<void> {
   assert.match(net.dhcpLog, new RegExp(`DHCPACK\\(${TAP_NAME}\\) ${GUEST_ADDRESS.replace(/\./g, '\\.')}`), net.dhcpLog);
   assert.match(net.netconsole, 'Run /init as init process', `netconsole received:\n${net.netconsole}`);
   // virtio-rng: the kernel's hwrng read entropy; the host counted what it served.
-  const metrics = JSON.parse(readFileSync(metricsFile, 'utf8')) as Metrics;
+  const metrics = readMetrics(metricsFile);
   assert.is(metrics.status, 32);
   assert.ok((metrics.devices['virtio-rng']?.bytes ?? 0) > 0, `hwrng bytes served: ${JSON.stringify(metrics.devices)}`);
   assert.ok(metrics.devices['virtio-blk:vda']!.reads! > 0, JSON.stringify(metrics.devices['virtio-blk:vda']));

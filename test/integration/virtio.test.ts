@@ -5,11 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
-import { assertKvmUsable, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
 
 const guest = ensureTestGuest();
 
@@ -55,7 +55,7 @@ test('--metrics: the host-side counters agree with what the guest received', asy
     const file = path.join(dir, 'metrics.json');
     const run = await runKvm(['run', '-k', guest.elf, '--rng', '--metrics', file, '-p', 'test=virtio-rng']);
     expectSuccess(run, 'virtio-rng: ok');
-    const metrics = JSON.parse(readFileSync(file, 'utf8')) as { status: number; reason: string; devices: Record<string, unknown> };
+    const metrics = readMetrics(file);
     assert.equal(metrics, { status: 1, reason: 'guest wrote 0x0 to debug-exit', devices: { 'virtio-rng': { requests: 2, bytes: 128 } } });
     const unwritable = await runKvm(['run', '-k', guest.elf, '--metrics', path.join(dir, 'missing', 'metrics.json')]);
     assert.is(unwritable.status, 2);

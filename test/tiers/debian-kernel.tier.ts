@@ -13,10 +13,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertKvmUsable, runKvm } from '../helpers/run-kvm.js';
+import { assertKvmUsable, readMetrics, runKvm } from '../helpers/run-kvm.js';
 import { checkInitramfs, debianKernel, rootfsImage } from '../helpers/guest-images.js';
 import { HOST_ADDRESS, LinuxNetBed, TAP_NAME } from '../linux/linux-net-bed.js';
 import { KVM_PVM_SYSFS } from '../../src/vmm/host-quirks.js';
@@ -71,7 +71,7 @@ test("Debian's cloud kernel: ACPI SMP, every virtio-pci device enumerated, /init
     }
     assert.match(log, 'kvm-check: done 3 ok 0 failed', context);
     assert.is(run.status, 0, context);
-    const metrics = JSON.parse(readFileSync(metricsFile, 'utf8')) as { devices: Record<string, Record<string, number>> };
+    const metrics = readMetrics(metricsFile);
     assert.ok((metrics.devices['virtio-rng']?.bytes ?? 0) >= 64, JSON.stringify(metrics.devices));
   } else {
     assert.match(log, 'Kernel panic - not syncing: Attempted to kill init!', context);

@@ -10,10 +10,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { assertKvmUsable, runKvm, suiteCannotRun } from '../helpers/run-kvm.js';
+import { assertKvmUsable, readMetrics, runKvm, suiteCannotRun } from '../helpers/run-kvm.js';
 import { checkInitramfs, debianKernel, minimalKernel, rootfsImage } from '../helpers/guest-images.js';
 import { GUEST_ADDRESS, HOST_ADDRESS, LinuxNetBed, TAP_NAME } from '../linux/linux-net-bed.js';
 import { KVM_PVM_SYSFS } from '../../src/vmm/host-quirks.js';
@@ -43,11 +43,6 @@ test.before(async () => {
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Metrics {
-  readonly status: number;
-  readonly devices: Record<string, Record<string, number>>;
-}
-
 /** Boots `kernel` with the check initramfs and every device; asserts the guest's checks and the host's view. */
 async function bootAndCheck(name: string, guest: { kernel: string; initramfs: string }, transport: 'pci' | 'mmio', kernelDhcp: boolean) {
   const disk = path.join(dir, `${name}-${transport}.ext4`);
@@ -75,7 +70,7 @@ async function bootAndCheck(name: string, guest: { kernel: string; initramfs: st
   const wrote = execFileSync('debugfs', ['-R', 'cat /kvm-guest-wrote', disk], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.match(wrote, /^written by the guest [0-9a-f-]{36}$/m, 'the guest\'s file is in the image');
   assert.match(net.dhcpLog, new RegExp(`DHCPACK\\(${TAP_NAME}\\) ${GUEST_ADDRESS.replace(/\./g, '\\.')}`), net.dhcpLog);
-  const metrics = JSON.parse(readFileSync(metricsFile, 'utf8')) as Metrics;
+  const metrics = readMetrics(metricsFile);
   assert.ok((metrics.devices['virtio-rng']?.bytes ?? 0) >= 64, JSON.stringify(metrics.devices));
   const netCounters = metrics.devices[`virtio-net:${TAP_NAME}`]!;
   // DHCP and three pings each way at least.
