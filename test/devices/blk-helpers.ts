@@ -46,14 +46,18 @@ export interface RequestLayout {
   readonly split?: number;
   /** Data buffers start this many bytes past a 64-byte boundary. */
   readonly misalign?: number;
+  /** With split: buffer i starts i × stride bytes after the first (default split: back to back). */
+  readonly stride?: number;
 }
 
 export interface PostedRequest {
   readonly head: number;
   readonly statusAddress: number;
-  /** Guest address of the data (one contiguous allocation, even when split into buffers). */
+  /** Guest address of the first data buffer. */
   readonly dataAddress: number;
   readonly dataLength: number;
+  /** The data buffers in chain order: [guest address, length]. */
+  readonly pieces: ReadonlyArray<readonly [number, number]>;
 }
 
 /** The byte the pattern image holds at `offset`: never 0, and different per sector. */
@@ -138,20 +142,26 @@ export class BlkTestDevice {
     const buffers: DriverBuffer[] = [{ address: header, length: S.BLK_REQ_HEADER_SIZE, writable: false }];
     const dataLength = data.out?.length ?? data.inLength ?? 0;
     let dataAddress = 0;
+    const pieces: Array<[number, number]> = [];
     if (dataLength > 0) {
-      dataAddress = h.allocate(dataLength + 64 + (layout.misalign ?? 0)) + (layout.misalign ?? 0);
-      if (data.out) h.memory.write(dataAddress, data.out);
-      else h.memory.fill(dataAddress, dataLength, 0xee);
       const split = layout.split ?? dataLength;
-      for (let at = 0; at < dataLength; at += split) {
-        buffers.push({ address: dataAddress + at, length: Math.min(split, dataLength - at), writable: data.out === undefined });
+      const stride = Math.max(layout.stride ?? split, split);
+      const span = Math.ceil(dataLength / split) * stride;
+      dataAddress = h.allocate(span + 64 + (layout.misalign ?? 0)) + (layout.misalign ?? 0);
+      for (let at = 0, i = 0; at < dataLength; at += split, i++) {
+        const address = dataAddress + i * stride;
+        const length = Math.min(split, dataLength - at);
+        if (data.out) h.memory.write(address, data.out.subarray(at, at + length));
+        else h.memory.fill(address, length, 0xee);
+        pieces.push([address, length]);
+        buffers.push({ address, length, writable: data.out === undefined });
       }
     }
     const statusAddress = h.allocate(1);
     h.memory.writeU8(statusAddress, 0xff);
     buffers.push({ address: statusAddress, length: 1, writable: true });
     const head = this.queues[q]!.addChain(buffers, { indirect: layout.indirect ?? false });
-    return { head, statusAddress, dataAddress, dataLength };
+    return { head, statusAddress, dataAddress, dataLength, pieces };
   }
 
   status(request: PostedRequest): number {
@@ -159,7 +169,13 @@ export class BlkTestDevice {
   }
 
   data(request: PostedRequest): Uint8Array {
-    return this.h.memory.slice(request.dataAddress, request.dataLength).slice();
+    const out = new Uint8Array(request.dataLength);
+    let at = 0;
+    for (const [address, length] of request.pieces) {
+      out.set(this.h.memory.slice(address, length), at);
+      at += length;
+    }
+    return out;
   }
 
   /** Kicks queue q and waits for `count` used entries. */

@@ -60,6 +60,9 @@ const POLL_CLOCK_EVERY = 8;
 /** Operations queued before they are submitted while a queue is being drained. */
 const SUBMIT_BATCH = 8;
 
+/** The most bytes one merged iovec covers (the kernel caps a transfer at 2 GiB anyway). */
+const MAX_IOVEC_BYTES = 1 << 30;
+
 /** The largest bounce buffer for one O_DIRECT request with misaligned guest buffers (4 MiB). */
 export const MAX_BOUNCE_BYTES = 4 << 20;
 
@@ -429,6 +432,11 @@ export class VirtioBlk implements VirtioDevice {
     let count = 0;
     let skip = request.skip;
     let left = length;
+    // The current iovec, extended while the next piece follows it in host memory (a guest's page
+    // buffers often do): fewer iovecs for the kernel to walk, and pieces too small for O_DIRECT
+    // alone may together make an aligned one.
+    let base = -1;
+    let runLength = 0;
     // forEachDataPiece's walk, inlined: this runs for every read and write, without a callback.
     for (let i = request.first; left > 0; i++) {
       const segmentLength = chain.lengthAt(i);
@@ -439,10 +447,22 @@ export class VirtioBlk implements VirtioDevice {
       const n = Math.min(segmentLength - skip, left);
       const host = chain.hostAt(i);
       if (host < 0) throw new GuestMemoryError('bad-layout', 'guest memory has no host mapping');
-      setIovec(words, count++, host + skip, n);
-      if ((host + skip) % memoryAlign !== 0 || n % offsetAlign !== 0) aligned = false;
+      if (host + skip === base + runLength && runLength + n <= MAX_IOVEC_BYTES) {
+        runLength += n;
+      } else {
+        if (runLength > 0) {
+          setIovec(words, count++, base, runLength);
+          if (base % memoryAlign !== 0 || runLength % offsetAlign !== 0) aligned = false;
+        }
+        base = host + skip;
+        runLength = n;
+      }
       left -= n;
       skip = 0;
+    }
+    if (runLength > 0) {
+      setIovec(words, count++, base, runLength);
+      if (base % memoryAlign !== 0 || runLength % offsetAlign !== 0) aligned = false;
     }
     slot.iovStart = 0;
     slot.iovCount = count;
