@@ -33,12 +33,36 @@ export class IovecArray {
     this.words.copyWithin(to * 4, from * 4, (from + count) * 4);
   }
 
-  /** Copies entries [from, from + count) of `source` to [to, …) of this array. */
-  copyFrom(source: IovecArray, from: number, to: number, count: number): void {
+  /**
+   * Copies entries [from, from + count) of `source` to [to, …) of this array, joining an entry that
+   * starts where the one before it ends (a guest's receive buffers are often adjacent pages);
+   * returns how many entries it wrote.
+   */
+  copyJoined(source: IovecArray, from: number, to: number, count: number): number {
     // A word loop: most windows are one or two entries, too few for a subarray view to pay.
     const target = this.words;
     const words = source.words;
-    for (let i = from * 4, j = to * 4, end = (from + count) * 4; i < end; i++, j++) target[j] = words[i]!;
+    let j = to * 4 - 4;
+    let endLow = -1;
+    let endHigh = -1;
+    for (let i = from * 4, end = (from + count) * 4; i < end; i += 4) {
+      const low = words[i]!;
+      const high = words[i + 1]!;
+      const length = words[i + 2]!;
+      if (low === endLow && high === endHigh && target[j + 2]! + length < TWO_32) {
+        target[j + 2]! += length;
+      } else {
+        j += 4;
+        target[j] = low;
+        target[j + 1] = high;
+        target[j + 2] = length;
+        target[j + 3] = 0;
+      }
+      const sum = low + length;
+      endLow = sum % TWO_32;
+      endHigh = high + (sum >= TWO_32 ? 1 : 0);
+    }
+    return j / 4 + 1 - to;
   }
 
   free(): void {

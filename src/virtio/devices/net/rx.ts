@@ -341,15 +341,15 @@ export class Receiver {
         }
       }
       if (used + count + 1 > SUBMIT_IOVECS) break;
-      submitted.copyFrom(iovecs, this.poolIov[start]!, used, count);
+      const joined = submitted.copyJoined(iovecs, this.poolIov[start]!, used, count);
       const overflow = overflows[groups]!;
-      submitted.set(used + count, overflow.address, overflow.length);
+      submitted.set(used + joined, overflow.address, overflow.length);
       this.groupStart[groups] = start;
       this.groupEnd[groups] = p;
       this.groupCap[groups] = capacity;
-      if (ring) ring.readv(tapFd, submitted.addressOf(used), count + 1, NO_OFFSET, groups, 0, 0, RWF_NOWAIT);
-      else this.groupResult[groups] = readv(tapFd, submitted.addressOf(used), count + 1);
-      used += count + 1;
+      if (ring) ring.readv(tapFd, submitted.addressOf(used), joined + 1, NO_OFFSET, groups, 0, 0, RWF_NOWAIT);
+      else this.groupResult[groups] = readv(tapFd, submitted.addressOf(used), joined + 1);
+      used += joined + 1;
       groups++;
     }
     // RWF_NOWAIT: every read completes inside this call, with a frame or EAGAIN.
