@@ -340,6 +340,9 @@ export class Receiver {
           p++;
         }
       }
+      // The pool ran out short of a whole window: a frame read into it would spill and be copied
+      // once buffers come. Unless nothing else is read, wait for them instead.
+      if (mergeable && groups > 0 && capacity < this.window && p === this.poolEnd) break;
       if (used + count + 1 > SUBMIT_IOVECS) break;
       const joined = submitted.copyJoined(iovecs, this.poolIov[start]!, used, count);
       const overflow = overflows[groups]!;
