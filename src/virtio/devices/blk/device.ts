@@ -143,7 +143,12 @@ export class VirtioBlk implements VirtioDevice {
 
   readonly counters: DeviceCounters<BlkCounter>;
 
-  constructor(private readonly options: BlkOptions) {
+  constructor(
+    private readonly options: BlkOptions,
+    /** Where the I/O runs: by default io_uring or the synchronous engine as options.engine says. */
+    private readonly createEngine: (entries: number, log: (format: string, ...args: unknown[]) => void) => IoEngine = (entries, log) =>
+      createIoEngine(options.engine ?? 'auto', entries, log),
+  ) {
     this.counters = new DeviceCounters(BLK_COUNTERS, options.counters);
     const queueSize = options.queueSize ?? BLK_DEFAULT_QUEUE_SIZE;
     if (!Number.isInteger(options.queues) || options.queues < 1 || options.queues > 0xffff) {
@@ -177,7 +182,7 @@ export class VirtioBlk implements VirtioDevice {
       maxPieces: IOV_MAX,
     };
     this.allocateSlots();
-    const engine = createIoEngine(this.options.engine ?? 'auto', Math.min(this.slots.length, ENGINE_MAX_ENTRIES), context.host.log);
+    const engine = this.createEngine(Math.min(this.slots.length, ENGINE_MAX_ENTRIES), context.host.log);
     this.engine = engine;
     this.context = context;
     this.needsService = this.queueMaxSizes.map(() => false);
@@ -234,7 +239,25 @@ export class VirtioBlk implements VirtioDevice {
       engine.submit();
       if (engine.reap(this.onCompletion) === 0 && engine.pending === 0) break;
     }
+    if (this.active) this.finishQueued();
     this.notify();
+  }
+
+  /**
+   * Out of rounds, operations queued by the last reap (the rest of a short transfer) must not
+   * wait for the next kick: io_uring gets them now and its eventfd brings their completions;
+   * the synchronous engine, which has no eventfd, runs them to the end here.
+   */
+  private finishQueued(): void {
+    const engine = this.engine!;
+    if (engine.eventFd !== undefined) {
+      engine.submit();
+      return;
+    }
+    while (this.active && (engine.pending > 0 || engine.ready > 0)) {
+      engine.submit();
+      engine.reap(this.onCompletion);
+    }
   }
 
   private hasCapacity(): boolean {
