@@ -22,7 +22,7 @@ export interface BlkOptions {
   readonly serial: string;
   /** Request queues (VIRTIO_BLK_F_MQ). */
   readonly queues: number;
-  /** Entries per queue (default 256). */
+  /** Entries per queue (default BLK_DEFAULT_QUEUE_SIZE). */
   readonly queueSize?: number;
   /** O_DIRECT alignment of guest buffers (bytes). */
   readonly directMemoryAlign?: number;

@@ -14,7 +14,7 @@ export interface NetOptions {
   readonly mac: readonly number[];
   /** TUN_F_* bits the TAP accepted when probed: the device offers only the guest offloads these allow. */
   readonly tapOffloads: number;
-  /** Entries per queue (default 256). */
+  /** Entries per queue (default NET_DEFAULT_QUEUE_SIZE). */
   readonly queueSize?: number;
   /** Counters (NetStats), shared with whoever created the options. */
   readonly stats?: SharedArrayBuffer;
