@@ -1,0 +1,289 @@
+/**
+ * virtio-blk run in the test's own thread, on an I/O engine the test wraps: the kernel's answers
+ * (short transfers, errors) become whatever a case needs, and what the device asked of the engine
+ * can be counted. Guest RAM is mmap'd (iovecs need host addresses); the test plays the driver on
+ * one queue and calls the engine's eventfd callback when it is readable, as the epoll loop would.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import createDebug from 'debug';
+import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
+import { SyncEngine, UringEngine, type IoEngine } from '../../src/virtio/devices/blk/io-engine.js';
+import * as S from '../../src/virtio/devices/blk/spec.js';
+import { SplitQueue } from '../../src/virtio/queue.js';
+import { featureBit, VIRTIO_F_VERSION_1 } from '../../src/virtio/virtio-constants.js';
+import type { GuestMemory } from '../../src/vmm/guest-memory.js';
+import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
+import { HostBuffer } from '../../src/vmm/host-buffer.js';
+import { setIovec } from '../../src/vmm/io-uring.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollWait, mmap, munmap, open, view } from '../../src/vmm/libc.js';
+import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
+import { pattern, SECTOR } from './blk-helpers.js';
+
+export type EngineKind = 'sync' | 'io-uring';
+export type Operation = 'readv' | 'writev' | 'fdatasync' | 'fallocate';
+
+const RAM = 8 * 2 ** 20;
+const RING_AREA = 0x1000;
+const BUFFER_AREA = 0x100000;
+
+/**
+ * Another engine with the kernel's answers bent: each read or write moves at most `step` bytes,
+ * and `failWith(op)` may answer an operation with -errno instead of running it. Counts operations
+ * and the most that were in flight at once.
+ */
+export class EngineDouble implements IoEngine {
+  readonly kind: IoEngine['kind'];
+  readonly eventFd: number | undefined;
+  readonly capacity: number;
+  step = Infinity;
+  failWith: (op: Operation) => number | undefined = () => undefined;
+  operations = 0;
+  inFlight = 0;
+  mostInFlight = 0;
+  /** Copies of the callers' iovecs, cut at `step` bytes, freed once submitted. */
+  private readonly cuts: HostBuffer[] = [];
+  /** Answers made up here: [tag, sub, result], delivered by the next reap. */
+  private readonly madeUp: Array<readonly [number, number, number]> = [];
+
+  constructor(private readonly inner: IoEngine) {
+    this.kind = inner.kind;
+    this.eventFd = inner.eventFd;
+    this.capacity = inner.capacity;
+  }
+
+  static create(kind: EngineKind, entries: number): EngineDouble {
+    return new EngineDouble(kind === 'sync' ? new SyncEngine() : UringEngine.create(entries));
+  }
+
+  get pending(): number {
+    return this.inner.pending;
+  }
+
+  get ready(): number {
+    return this.inner.ready + this.madeUp.length;
+  }
+
+  /** True when the operation was answered here (an injected error). */
+  private intercept(op: Operation, tag: number, sub: number): boolean {
+    this.operations++;
+    this.inFlight++;
+    this.mostInFlight = Math.max(this.mostInFlight, this.inFlight);
+    const errno = this.failWith(op);
+    if (errno === undefined) return false;
+    this.madeUp.push([tag, sub, -errno]);
+    return true;
+  }
+
+  private cut(iovecs: number, count: number): [number, number] {
+    if (!Number.isFinite(this.step)) return [iovecs, count];
+    const source = new Uint32Array(view(iovecs, count * IOVEC_SIZE));
+    const copy = new HostBuffer(count * IOVEC_SIZE);
+    this.cuts.push(copy);
+    let left = this.step;
+    let n = 0;
+    for (let i = 0; i < count && left > 0; i++, n++) {
+      const length = Math.min(source[4 * i + 2]!, left);
+      setIovec(copy.words, i, source[4 * i]! + source[4 * i + 1]! * 2 ** 32, length);
+      left -= length;
+    }
+    return [copy.address, n];
+  }
+
+  readv(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void {
+    if (this.intercept('readv', tag, sub)) return;
+    const [address, n] = this.cut(iovecs, count);
+    this.inner.readv(fd, address, n, offset, tag, sub);
+  }
+
+  writev(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void {
+    if (this.intercept('writev', tag, sub)) return;
+    const [address, n] = this.cut(iovecs, count);
+    this.inner.writev(fd, address, n, offset, tag, sub);
+  }
+
+  fdatasync(fd: number, tag: number, sub: number): void {
+    if (!this.intercept('fdatasync', tag, sub)) this.inner.fdatasync(fd, tag, sub);
+  }
+
+  fallocate(fd: number, mode: number, offset: number, length: number, tag: number, sub: number): void {
+    if (!this.intercept('fallocate', tag, sub)) this.inner.fallocate(fd, mode, offset, length, tag, sub);
+  }
+
+  submit(): void {
+    this.inner.submit();
+    // io_uring has read the iovec arrays once they are submitted; the synchronous engine has run them.
+    for (const copy of this.cuts.splice(0)) copy.free();
+  }
+
+  wait(): void {
+    if (this.madeUp.length === 0) this.inner.wait();
+  }
+
+  reap(handler: Parameters<IoEngine['reap']>[0]): number {
+    const answer = (tag: number, sub: number, result: number): void => {
+      this.inFlight--;
+      handler(tag, sub, result);
+    };
+    let count = 0;
+    for (const [tag, sub, result] of this.madeUp.splice(0)) {
+      answer(tag, sub, result);
+      count++;
+    }
+    return count + this.inner.reap(answer);
+  }
+
+  acknowledge(): void {
+    this.inner.acknowledge();
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/** What the data-plane thread's epoll loop does for the fd a device watches: a level-triggered callback. */
+class Watcher {
+  private readonly epfd = epollCreate();
+  private readonly events = new Uint8Array(EPOLL_EVENT_SIZE);
+  private onReadable: (() => void) | undefined;
+
+  watch(fd: number, onReadable: () => void): void {
+    epollAdd(this.epfd, fd, EPOLLIN, fd);
+    this.onReadable = onReadable;
+  }
+
+  /** Waits up to `ms` for the watched fd and calls its callback if it became readable. */
+  turn(ms: number): void {
+    if (this.onReadable && epollWait(this.epfd, this.events, ms) > 0) this.onReadable();
+  }
+
+  close(): void {
+    close(this.epfd);
+  }
+}
+
+export interface Posted {
+  readonly head: number;
+  readonly statusAddress: number;
+  /** The data buffers in chain order: [guest address, length]. */
+  readonly pieces: ReadonlyArray<readonly [number, number]>;
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly data: Uint8Array;
+}
+
+/** A disk image of `sectors` pattern sectors served by an in-process VirtioBlk on `engine`. */
+export class InProcessBlk {
+  readonly file: string;
+  readonly memory: GuestMemory;
+  readonly driver: MockSplitQueueDriver;
+  readonly failures: string[] = [];
+  readonly device: VirtioBlk;
+  private readonly dir: string;
+  private readonly fd: number;
+  private readonly hostAddress: number;
+  private readonly watcher = new Watcher();
+  private next = BUFFER_AREA;
+
+  constructor(
+    readonly engine: EngineDouble,
+    sectors: number,
+    queueSize: number,
+    extraFeatures = 0n,
+  ) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-blk-inproc-'));
+    this.file = path.join(this.dir, 'disk.img');
+    writeFileSync(this.file, pattern(0, sectors * SECTOR));
+    this.fd = open(this.file, O_RDWR);
+    this.hostAddress = mmap(RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    this.memory = memoryFromRegions([{ guestBase: 0, size: RAM, hostAddress: this.hostAddress }]);
+    this.device = new VirtioBlk(
+      { name: 'vda', fd: this.fd, sizeBytes: sectors * SECTOR, readOnly: false, direct: false, blockDevice: false, serial: 'inproc', queues: 1, queueSize, engine: engine.kind, pollMicroseconds: 0 },
+      () => engine,
+    );
+    this.driver = MockSplitQueueDriver.create(this.memory, RING_AREA, queueSize);
+    const queue = new SplitQueue(this.memory, this.driver.layout, { eventIdx: false, indirect: false });
+    const watcher = this.watcher;
+    const host = {
+      watch: (fd: number, onReadable: () => void) => watcher.watch(fd, onReadable),
+      unwatch: () => {},
+      failDevice: (reason: string) => this.failures.push(reason),
+      log: createDebug('kvm:test:blk-inproc'),
+    };
+    const features = featureBit(VIRTIO_F_VERSION_1) | extraFeatures;
+    this.device.activate({ memory: this.memory, queues: [queue], features, interrupt: { signalUsed: () => {}, signalConfigChange: () => {} }, host });
+  }
+
+  /** Guest memory for `bytes`, with an unused page after it so no two buffers are adjacent. */
+  private allocate(bytes: number): number {
+    const at = this.next;
+    this.next += Math.ceil((bytes + 1) / 4096) * 4096 + 4096;
+    return at;
+  }
+
+  /** Puts a request on the ring (not yet notified): header, data in buffers of `pieces` bytes, status. */
+  post(type: number, sector: number, pieces: readonly number[] = [], out?: Uint8Array): Posted {
+    const { memory } = this;
+    const header = this.allocate(S.BLK_REQ_HEADER_SIZE);
+    memory.writeU32(header + S.BLK_REQ_TYPE, type);
+    memory.writeU32(header + 4, 0);
+    memory.writeU64(header + S.BLK_REQ_SECTOR, BigInt(sector));
+    const buffers = [{ address: header, length: S.BLK_REQ_HEADER_SIZE, writable: false }];
+    const placed: Array<[number, number]> = [];
+    let at = 0;
+    for (const length of pieces) {
+      const address = this.allocate(length);
+      if (out) memory.write(address, out.subarray(at, at + length));
+      else memory.fill(address, length, 0xee);
+      buffers.push({ address, length, writable: out === undefined });
+      placed.push([address, length]);
+      at += length;
+    }
+    const statusAddress = this.allocate(1);
+    memory.writeU8(statusAddress, 0xff);
+    buffers.push({ address: statusAddress, length: 1, writable: true });
+    const head = this.driver.addChain(buffers);
+    return { head, statusAddress, pieces: placed };
+  }
+
+  /** Notifies the device and waits (turning the engine's eventfd like the epoll loop) until `count` requests are used. */
+  run(count: number): void {
+    this.device.queueNotified(0);
+    let used = this.driver.takeUsed().length;
+    for (let turns = 0; used < count && turns < 1000; turns++) {
+      this.watcher.turn(2);
+      used += this.driver.takeUsed().length;
+    }
+    if (used !== count) throw new Error(`${used} of ${count} requests completed`);
+  }
+
+  answer(posted: Posted): Answer {
+    const length = posted.pieces.reduce((sum, [, n]) => sum + n, 0);
+    const data = new Uint8Array(length);
+    let at = 0;
+    for (const [address, n] of posted.pieces) {
+      data.set(this.memory.slice(address, n), at);
+      at += n;
+    }
+    return { status: this.memory.readU8(posted.statusAddress), data };
+  }
+
+  /** One request, posted, notified and answered. */
+  request(type: number, sector: number, pieces: readonly number[] = [], out?: Uint8Array): Answer {
+    const posted = this.post(type, sector, pieces, out);
+    this.run(1);
+    return this.answer(posted);
+  }
+
+  close(): void {
+    this.device.reset(); // waits for what is in flight, closes the engine
+    this.watcher.close();
+    munmap(this.hostAddress, RAM);
+    close(this.fd);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
