@@ -304,14 +304,21 @@ test('a header shorter than 16 bytes is IOERR; the device goes on', async () => 
   }
 });
 
-test('a request without a writable status byte, or with a buffer outside RAM, sets NEEDS_RESET; a reset recovers', async () => {
-  for (const variant of ['no-status', 'outside-ram'] as const) {
+test('a request without a writable status byte, with a data buffer or its header outside RAM, sets NEEDS_RESET; a reset recovers', async () => {
+  for (const variant of ['no-status', 'outside-ram', 'header-outside-ram'] as const) {
     const d = await BlkTestDevice.create({ sectors: 8 });
     try {
       const header = d.h.allocate(16);
       d.h.memory.writeU32(header, S.VIRTIO_BLK_T_IN);
       if (variant === 'no-status') {
         d.queues[0]!.addChain([{ address: header, length: 16, writable: false }, { address: d.h.allocate(SECTOR), length: SECTOR, writable: false }]);
+      } else if (variant === 'header-outside-ram') {
+        // Just past the end of RAM: the walk refuses the chain before anything is read.
+        d.queues[0]!.addChain([
+          { address: d.h.memory.end - 8, length: 16, writable: false },
+          { address: d.h.allocate(SECTOR), length: SECTOR, writable: true },
+          { address: d.h.allocate(1), length: 1, writable: true },
+        ]);
       } else {
         d.queues[0]!.addChain([
           { address: header, length: 16, writable: false },
