@@ -7,8 +7,9 @@
  *
  * For each mode (direct: O_DIRECT on both sides; buffered: through the page
  * cache on both sides) and each pattern, the host baseline (fio with the
- * io_uring engine, or an in-process io_uring loop when fio is missing) runs
- * first and the device right after it.
+ * io_uring engine, or an in-process io_uring loop when fio is missing) and
+ * the device run back to back each round, the order alternating (host first
+ * in even rounds, device first in odd ones).
  *
  * Usage: node dist/bench/blk.js [--seconds S] [--rounds R] [--size 1G] [--dir PATH]
  *          [--mode direct,buffered] [--patterns NAMES] [--engine auto|sync] [--quick] [--no-setup]

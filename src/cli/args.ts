@@ -163,10 +163,11 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
   -d, --disk PATH[,ro][,direct][,serial=ID][,queues=N]
                            add a virtio-blk disk (vda, vdb, … in order; repeatable):
                            a raw image file or a block device. ro: read-only;
-                           direct: O_DIRECT (no host page cache); serial: GET_ID
-                           string (default: file name and a hash of its path);
-                           queues: request queues (default one per vCPU). A
-                           read-write disk is locked against other VMMs.
+                           direct: O_DIRECT, no host page cache (except requests at
+                           unaligned offsets or with misaligned buffers over 4 MiB);
+                           serial: GET_ID string (default: file name and a hash of
+                           its path); queues: request queues (default one per vCPU,
+                           at most 64). A read-write disk is locked against other VMMs.
       --transport KIND     pci (default) or mmio, for every virtio device; MMIO
                            devices are announced with virtio_mmio.device= parameters
       --timeout SECONDS    end the run with status 124 after this long

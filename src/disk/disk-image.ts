@@ -66,8 +66,10 @@ export function openDiskImage(spec: DiskSpec): DiskImage {
     throw new DiskError('permission', `${what}: permission denied`);
   }
   // Root passes access(W_OK) on a 0444 file; a file nobody may write is still meant to stay as it is.
-  if (!spec.readOnly && (!(stat.mode & 0o222) || !writable(spec.path))) {
-    throw new DiskError('read-only', `${what}: the file is read-only; add ,ro to attach it read-only`);
+  if (!spec.readOnly) {
+    const denied = !(stat.mode & 0o222) ? 'EACCES' : writeDenied(spec.path);
+    if (denied === 'EROFS') throw new DiskError('read-only', `${what}: on a read-only filesystem; add ,ro to attach it read-only`);
+    if (denied) throw new DiskError('read-only', `${what}: the file is read-only; add ,ro to attach it read-only`);
   }
   if (stat.isFile() && stat.size < SECTOR) {
     throw new DiskError('empty', `${what}: ${stat.size === 0 ? 'file is empty' : `smaller than one ${SECTOR}-byte sector`}`);
@@ -149,13 +151,14 @@ function statOrThrow(what: string, file: string): Stats {
   }
 }
 
-function writable(file: string): boolean {
+/** Why access(W_OK) refuses the file (EACCES, EPERM, EROFS), or undefined when it may be written (or failed otherwise: open will tell). */
+function writeDenied(file: string): 'EACCES' | 'EPERM' | 'EROFS' | undefined {
   try {
     accessSync(file, constants.W_OK);
-    return true;
+    return undefined;
   } catch (error) {
-    // EROFS and EACCES both mean: not writable as asked.
-    return !['EACCES', 'EPERM', 'EROFS'].includes((error as NodeJS.ErrnoException).code ?? '');
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? code : undefined;
   }
 }
 

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { CLI, assertKvmUsable, runKvm } from '../helpers/run-kvm.js';
+import { scratchMount } from '../helpers/scratch-mount.js';
 
 const guest = ensureTestGuest();
 let dir = '';
@@ -50,6 +51,33 @@ test('a read-only file without ,ro: status 2 and a hint; with ,ro the VM runs', 
   await expectRefused(['-d', ro], 2, /the file is read-only; add ,ro/);
   const run = await runKvm(['run', '-k', guest.elf, '-d', `${ro},ro`, '-p', 'test=hello']);
   assert.is(run.status, 1, run.stderr);
+});
+
+test('an image on a read-only filesystem without ,ro: status 2 and a hint', async () => {
+  const mount = scratchMount('tmpfs');
+  if ('unavailable' in mount) {
+    throw new Error(`${mount.unavailable}: the read-only filesystem case cannot run (the tests need root)`);
+  }
+  try {
+    const image = mount.file('rofs.img', 1 << 20);
+    mount.remountReadOnly();
+    await expectRefused(['-d', image], 2, /^kvm: disk .*rofs\.img: on a read-only filesystem; add ,ro to attach it read-only$/m);
+  } finally {
+    mount.done();
+  }
+});
+
+test('direct on a filesystem that refuses O_DIRECT (ramfs): status 4', async () => {
+  const mount = scratchMount('ramfs');
+  if ('unavailable' in mount) {
+    throw new Error(`${mount.unavailable}: the O_DIRECT refusal case cannot run (the tests need root)`);
+  }
+  try {
+    const image = mount.file('nodirect.img', 1 << 20);
+    await expectRefused(['-d', `${image},direct`], 4, /^kvm: disk .*nodirect\.img: the filesystem does not support O_DIRECT \(drop ,direct\)$/m);
+  } finally {
+    mount.done();
+  }
 });
 
 test('no permission to read the image: status 2', () => {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { DiskError, type DiskErrorKind } from '../../src/disk/disk-error.js';
 import { defaultSerial, openDiskImage } from '../../src/disk/disk-image.js';
 import type { DiskSpec } from '../../src/disk/disk-spec.js';
+import { scratchMount } from '../helpers/scratch-mount.js';
 
 const diskImageModule = new URL('../../src/disk/disk-image.js', import.meta.url).href;
 
@@ -167,14 +168,49 @@ test('direct: O_DIRECT with the filesystem\'s alignment, and a second fd without
   }
 });
 
+test('an image on a read-only filesystem needs ,ro (status 2); with ,ro it opens', () => {
+  const mount = scratchMount('tmpfs');
+  if ('unavailable' in mount) {
+    throw new Error(`${mount.unavailable}: the read-only filesystem case cannot run (the tests need root)`);
+  }
+  try {
+    const file = mount.file('rofs.img');
+    mount.remountReadOnly();
+    const message = expectError('read-only', 2, () => openDiskImage(spec(file)));
+    assert.is(message, `disk ${file}: on a read-only filesystem; add ,ro to attach it read-only`);
+    expectError('read-only', 2, () => openDiskImage(spec(file, { direct: true })));
+    const image = openDiskImage(spec(file, { readOnly: true }));
+    assert.ok(image.readOnly);
+    assert.is(image.sizeBytes, 4096);
+    image.close();
+  } finally {
+    mount.done();
+  }
+});
+
+test('direct on a filesystem that refuses O_DIRECT (ramfs): an io error, status 4; without direct it opens', () => {
+  const mount = scratchMount('ramfs');
+  if ('unavailable' in mount) {
+    throw new Error(`${mount.unavailable}: the O_DIRECT refusal case cannot run (the tests need root)`);
+  }
+  try {
+    const file = mount.file('nodirect.img');
+    const message = expectError('io', 4, () => openDiskImage(spec(file, { direct: true })));
+    assert.is(message, `disk ${file}: the filesystem does not support O_DIRECT (drop ,direct)`);
+    expectError('io', 4, () => openDiskImage(spec(file, { direct: true, readOnly: true })));
+    openDiskImage(spec(file)).close();
+  } finally {
+    mount.done();
+  }
+});
+
 test('a block device (loop device) opens with its size from BLKGETSIZE64', () => {
   const w = workdir();
   const backing = w.file('loop.img', 3 << 20);
   const attach = spawnSync('losetup', ['--find', '--show', backing], { encoding: 'utf8' });
   if (attach.status !== 0) {
-    console.warn(`  (loop devices unavailable here: ${attach.stderr.trim()}; block-device open not exercised)`);
     w.done();
-    return;
+    throw new Error(`losetup: ${attach.stderr.trim()}: the block-device open case needs loop devices (the tests need root)`);
   }
   const device = attach.stdout.trim();
   try {
