@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import * as S from '../../src/virtio/devices/net/spec.js';
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from '../../src/net/tun-abi.js';
 import * as V from '../../src/virtio/virtio-constants.js';
-import { ALL_FEATURES, GUEST_IP, GUEST_MAC, HOST_IP, NetBed, PLAIN_FEATURES, RX, type BedOptions, type ReceivedFrame } from '../net/net-bed.js';
+import { ALL_FEATURES, GUEST_IP, GUEST_MAC, HOST_IP, NetBed, PLAIN_FEATURES, RX, TX, type BedOptions, type ReceivedFrame } from '../net/net-bed.js';
 import {
   BROADCAST_MAC,
   ETHERTYPE_ARP,
@@ -377,22 +377,81 @@ test('unusable receive buffers (device-readable, shorter than the header) are re
   });
 });
 
+const TX_BATCH = 64;
+
+/** Posts `count` echo requests (sequence numbers from `first`) on the transmit ring, then kicks once. */
+function postPings(bed: NetBed, first: number, count: number): void {
+  for (let sequence = first; sequence < first + count; sequence++) {
+    const frame = ethernet(bed.hostMac, GUEST_MAC, ETHERTYPE_IPV4, ipv4(GUEST_IP, HOST_IP, IPPROTO_ICMP, icmpEcho(8, 5, sequence, pattern(32))));
+    const address = bed.h.allocate(noHeader.length + frame.length);
+    bed.h.memory.write(address, noHeader);
+    bed.h.memory.write(address + noHeader.length, frame);
+    bed.tx.addChain([{ address, length: noHeader.length + frame.length, writable: false }]);
+  }
+  bed.h.kick(TX);
+}
+
+/**
+ * The interrupts raised since the previous call. The data-plane thread serves one queue at
+ * a time, so once a control command is answered every transmit call before it has
+ * returned, its interrupt included: no late signal can be missed. The command asks for no
+ * interrupt of its own (NO_INTERRUPT, and with EVENT_IDX a used_event it does not reach).
+ */
+async function interruptsSinceLastCount(bed: NetBed): Promise<number> {
+  const ctrl = bed.ctrl!;
+  ctrl.setAvailFlags(V.VIRTQ_AVAIL_F_NO_INTERRUPT);
+  ctrl.setUsedEvent(ctrl.usedIndex + 0x8000);
+  // A class the device does not support: answered (ERR) without changing anything.
+  await bed.control(S.VIRTIO_NET_CTRL_MAC, 1, new Uint8Array(6));
+  const { count, isr } = bed.h.takeInterrupts();
+  assert.is(isr, count > 0 ? V.VIRTIO_ISR_QUEUE : 0, 'used-buffer interrupts only');
+  return count;
+}
+
+/** Sends one batch of TX_BATCH echo requests (one kick); returns the interrupts the device raised for it. */
+async function interruptsForBatch(bed: NetBed, firstSequence: number): Promise<number> {
+  postPings(bed, firstSequence, TX_BATCH);
+  assert.is((await bed.transmitted(TX_BATCH)).length, TX_BATCH, 'every chain of the batch used');
+  return interruptsSinceLastCount(bed);
+}
+
+/** Posts receive buffers and expects one echo reply for each of the `count` requests sent. */
+async function expectReplies(bed: NetBed, count: number): Promise<void> {
+  bed.postRx(count, 1536);
+  const frames = await bed.receive((fs) => fs.filter(isIcmpReply).length === count);
+  const sequences = frames.filter(isIcmpReply).map((f) => parseFrame(f.frame).icmp!.sequence);
+  assert.equal(sequences.sort((a, b) => a - b), Array.from({ length: count }, (_, i) => i), 'one reply per request');
+  assert.is(bed.stats.get('txFrames'), count);
+}
+
+// The batch tests post no receive buffer until the end: the replies wait in the host, so every
+// interrupt counted is the transmit queue's (all queues share the one line).
+
 test('transmit in batches: 64 frames posted before one kick all go out, one interrupt at most', async () => {
   await withBed({}, async (bed) => {
+    assert.ok(bed.has(V.VIRTIO_F_RING_EVENT_IDX), 'EVENT_IDX negotiated');
     addNeighbour(bed);
-    bed.postRx(128, 1536);
-    for (let i = 0; i < 64; i++) {
-      const frame = ethernet(bed.hostMac, GUEST_MAC, ETHERTYPE_IPV4, ipv4(GUEST_IP, HOST_IP, IPPROTO_ICMP, icmpEcho(8, 5, i, pattern(32))));
-      const address = bed.h.allocate(12 + frame.length);
-      bed.h.memory.write(address, noHeader);
-      bed.h.memory.write(address + 12, frame);
-      bed.tx.addChain([{ address, length: 12 + frame.length, writable: false }]);
-    }
-    bed.h.kick(1);
-    assert.is((await bed.transmitted(64)).length, 64);
-    const frames = await bed.receive((fs) => fs.filter(isIcmpReply).length === 64);
-    assert.is(frames.filter(isIcmpReply).length, 64);
-    assert.is(bed.stats.get('txFrames'), 64);
+    assert.is(await interruptsSinceLastCount(bed), 0, 'no interrupt before anything is sent');
+    // used_event inside the batch: one interrupt for the whole batch, not one per frame.
+    bed.tx.setUsedEvent(TX_BATCH / 2);
+    assert.is(await interruptsForBatch(bed, 0), 1, 'used_event passed: exactly one interrupt');
+    // used_event beyond the next batch: the driver wants none for it.
+    bed.tx.setUsedEvent(3 * TX_BATCH);
+    assert.is(await interruptsForBatch(bed, TX_BATCH), 0, 'used_event not reached: no interrupt');
+    await expectReplies(bed, 2 * TX_BATCH);
+  });
+});
+
+test('transmit in batches without EVENT_IDX: one interrupt per batch, none while the driver sets NO_INTERRUPT', async () => {
+  await withBed({ features: ALL_FEATURES & ~bit(V.VIRTIO_F_RING_EVENT_IDX) }, async (bed) => {
+    assert.not.ok(bed.has(V.VIRTIO_F_RING_EVENT_IDX), 'EVENT_IDX not negotiated');
+    addNeighbour(bed);
+    assert.is(await interruptsSinceLastCount(bed), 0, 'no interrupt before anything is sent');
+    bed.tx.setAvailFlags(0);
+    assert.is(await interruptsForBatch(bed, 0), 1, 'interrupts wanted: exactly one for the batch');
+    bed.tx.setAvailFlags(V.VIRTQ_AVAIL_F_NO_INTERRUPT);
+    assert.is(await interruptsForBatch(bed, TX_BATCH), 0, 'NO_INTERRUPT: none');
+    await expectReplies(bed, 2 * TX_BATCH);
   });
 });
 

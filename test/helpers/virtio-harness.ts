@@ -199,6 +199,19 @@ export class VirtioMmioHarness {
     return isr;
   }
 
+  /**
+   * The interrupts raised since the previous take (or waitForInterrupt), without waiting:
+   * how many times the line fired — an eventfd read returns every signal accumulated since
+   * the last read, so none is lost however close together they came — and the
+   * InterruptStatus bits, acknowledged like a driver's handler does.
+   */
+  takeInterrupts(): { count: number; isr: number } {
+    const count = drainEventfd(this.lineFd);
+    const isr = this.read32(M.VIRTIO_MMIO_INTERRUPT_STATUS);
+    if (isr !== 0) this.write32(M.VIRTIO_MMIO_INTERRUPT_ACK, isr);
+    return { count, isr };
+  }
+
   /** Polls until the device has used `count` more chains on `queue` (or the timeout passes). */
   async waitForUsed(queue: number, count: number, timeoutMs = 2000): Promise<Array<{ id: number; len: number }>> {
     const driver = this.queues[queue]!;

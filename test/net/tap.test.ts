@@ -18,25 +18,37 @@ import { NetNamespace } from '../helpers/netns.js';
 
 const NOBODY = 65534;
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tap-open-child.js');
-let ns: NetNamespace | undefined;
+let suiteNamespace: NetNamespace | undefined;
+/** Holds tunCopy; removed after the suite whether or not the copy could be made. */
+let tunCopyDir: string | undefined;
 let tunCopy: string | undefined;
+/** Why there is no tunCopy, for the tests that need one to fail with. */
+let tunCopyProblem = 'the before hook did not run';
 
 test.before(() => {
   const created = NetNamespace.create();
   // Never pass by skipping: without namespaces (root, iproute2) the TAP tests fail with the reason.
   if (typeof created === 'string') throw new Error(`TAP tests need a network namespace: ${created}`);
-  ns = created;
+  suiteNamespace = created;
   // An unprivileged user's view of /dev/net/tun (0666 on most hosts, 0600 on some).
-  const dir = mkdtempSync(path.join(tmpdir(), 'kvm-tun-'));
-  chmodSync(dir, 0o755);
-  tunCopy = path.join(dir, 'tun');
-  if (spawnSync('mknod', ['-m', '666', tunCopy, 'c', '10', '200']).status !== 0) tunCopy = undefined;
+  tunCopyDir = mkdtempSync(path.join(tmpdir(), 'kvm-tun-'));
+  chmodSync(tunCopyDir, 0o755);
+  const copy = path.join(tunCopyDir, 'tun');
+  const made = spawnSync('mknod', ['-m', '666', copy, 'c', '10', '200'], { encoding: 'utf8' });
+  if (made.status === 0) tunCopy = copy;
+  else tunCopyProblem = `mknod -m 666 ${copy} c 10 200 failed: ${made.error?.message ?? made.stderr.trim()}`;
 });
 
 test.after(() => {
-  ns?.destroy();
-  if (tunCopy) rmSync(path.dirname(tunCopy), { recursive: true, force: true });
+  suiteNamespace?.destroy();
+  if (tunCopyDir) rmSync(tunCopyDir, { recursive: true, force: true });
 });
+
+/** The suite's namespace; the before hook made it or the suite failed there. */
+function namespace(): NetNamespace {
+  if (!suiteNamespace) throw new Error('no network namespace: the before hook failed');
+  return suiteNamespace;
+}
 
 function expectNetError(fn: () => unknown, kind: NetError['kind'], status: number): NetError {
   try {
@@ -53,6 +65,9 @@ function expectNetError(fn: () => unknown, kind: NetError['kind'], status: numbe
 }
 
 interface ChildResult {
+  /** Who the child ran as: its uid and effective capabilities (hex, from /proc/self/status). */
+  uid: number;
+  capEff: string;
   ok: boolean;
   kind?: string;
   status?: number;
@@ -61,20 +76,27 @@ interface ChildResult {
   offloads?: number;
 }
 
-/** openTap in a child process running as nobody inside the namespace. */
-function openAsNobody(name: string): ChildResult | undefined {
-  if (!ns || !tunCopy) return undefined;
-  const r = spawnSync(
-    'ip',
-    [...ns.execPrefix, 'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, child, tunCopy, name],
-    { encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim()) as ChildResult;
+/**
+ * openTap in a child process running as nobody inside the namespace. Throws, naming
+ * what could not be set up, rather than letting a test pass without checking anything.
+ */
+function openAsNobody(name: string): ChildResult {
+  const inside = namespace();
+  if (!tunCopy) throw new Error(`cannot open a TAP as an unprivileged user: no world-usable /dev/net/tun (${tunCopyProblem})`);
+  const command = [...inside.execPrefix, 'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, child, tunCopy, name];
+  const r = spawnSync('ip', command, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(`cannot run openTap as nobody (ip ${command.join(' ')}): ${r.error?.message ?? `status ${r.status}: ${r.stderr.trim()}`}`);
+  }
+  const result = JSON.parse(r.stdout.trim()) as ChildResult;
+  // A refusal proves nothing if the child kept root's identity or any capability.
+  assert.is(result.uid, NOBODY, 'the child runs as nobody');
+  assert.match(result.capEff, /^0+$/, 'the child has no effective capability');
+  return result;
 }
 
 test('creates a missing TAP when allowed; it goes away with the fd', () => {
-  if (!ns) return;
+  const ns = namespace();
   const tap = ns.enter(() => openTap('kvmnew0'));
   try {
     assert.is(tap.name, 'kvmnew0');
@@ -84,11 +106,11 @@ test('creates a missing TAP when allowed; it goes away with the fd', () => {
   } finally {
     close(tap.fd);
   }
-  assert.throws(() => ns!.ip('link', 'show', 'dev', 'kvmnew0'));
+  assert.throws(() => ns.ip('link', 'show', 'dev', 'kvmnew0'));
 });
 
 test('attaches to an existing persistent TAP (and leaves it there)', () => {
-  if (!ns) return;
+  const ns = namespace();
   ns.ip('tuntap', 'add', 'dev', 'kvmpersist0', 'mode', 'tap');
   const tap = ns.enter(() => openTap('kvmpersist0'));
   assert.not.ok(tap.created);
@@ -98,10 +120,10 @@ test('attaches to an existing persistent TAP (and leaves it there)', () => {
 });
 
 test('a TAP open elsewhere is busy (status 4)', () => {
-  if (!ns) return;
+  const ns = namespace();
   const first = ns.enter(() => openTap('kvmbusy0'));
   try {
-    const e = expectNetError(() => ns!.enter(() => openTap('kvmbusy0')), 'busy', 4);
+    const e = expectNetError(() => ns.enter(() => openTap('kvmbusy0')), 'busy', 4);
     assert.match(e.message, /kvmbusy0/);
   } finally {
     close(first.fd);
@@ -109,11 +131,11 @@ test('a TAP open elsewhere is busy (status 4)', () => {
 });
 
 test('an interface that is not a TAP (loopback, a TUN) is refused (status 2)', () => {
-  if (!ns) return;
-  expectNetError(() => ns!.enter(() => openTap('lo')), 'not-a-tap', 2);
+  const ns = namespace();
+  expectNetError(() => ns.enter(() => openTap('lo')), 'not-a-tap', 2);
   ns.ip('tuntap', 'add', 'dev', 'kvmtun0', 'mode', 'tun');
   try {
-    expectNetError(() => ns!.enter(() => openTap('kvmtun0')), 'not-a-tap', 2);
+    expectNetError(() => ns.enter(() => openTap('kvmtun0')), 'not-a-tap', 2);
   } finally {
     ns.ip('tuntap', 'del', 'dev', 'kvmtun0', 'mode', 'tun');
   }
@@ -126,11 +148,10 @@ test('bad names and a missing /dev/net/tun are refused before anything is create
 });
 
 test('an unprivileged user attaches to a TAP root made for it', () => {
-  if (!ns) return;
+  const ns = namespace();
   ns.ip('tuntap', 'add', 'dev', 'kvmuser0', 'mode', 'tap', 'user', String(NOBODY));
   try {
     const result = openAsNobody('kvmuser0');
-    if (!result) return;
     assert.ok(result.ok, result.message);
     assert.is(result.created, false);
     assert.ok(result.offloads! & TUN_F_TSO4, 'offloads can be set without privileges');
@@ -140,20 +161,19 @@ test('an unprivileged user attaches to a TAP root made for it', () => {
 });
 
 test("without CAP_NET_ADMIN: someone else's TAP is refused (status 4), a missing one cannot be made (status 2)", () => {
-  if (!ns) return;
+  const ns = namespace();
   // Owned by root: a TAP without an owner or group is open to anyone who can open /dev/net/tun.
   ns.ip('tuntap', 'add', 'dev', 'kvmroot0', 'mode', 'tap', 'user', '0');
   try {
     const taken = openAsNobody('kvmroot0');
-    if (!taken) return;
     assert.equal([taken.ok, taken.kind, taken.status], [false, 'permission', 4]);
     assert.match(taken.message!, /CAP_NET_ADMIN/);
   } finally {
     ns.ip('tuntap', 'del', 'dev', 'kvmroot0', 'mode', 'tap');
   }
   const missing = openAsNobody('kvmnone0');
-  assert.equal([missing!.ok, missing!.kind, missing!.status], [false, 'missing', 2]);
-  assert.match(missing!.message!, /does not exist/);
+  assert.equal([missing.ok, missing.kind, missing.status], [false, 'missing', 2]);
+  assert.match(missing.message!, /does not exist/);
 });
 
 test.run();
