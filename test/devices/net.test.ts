@@ -72,6 +72,11 @@ test('features and configuration space: MAC, link up, offloads the TAP accepts',
       assert.ok(offered & bit(feature), `feature ${feature} offered`);
     }
     assert.not.ok(offered & bit(S.VIRTIO_NET_F_MQ), 'no multi-queue yet');
+    // What the transport offers on the device's behalf (the driver sees these too).
+    const transport = bed.h.state.deviceFeatures;
+    for (const feature of [V.VIRTIO_F_VERSION_1, V.VIRTIO_F_RING_EVENT_IDX, V.VIRTIO_F_RING_INDIRECT_DESC]) {
+      assert.ok(transport & bit(feature), `transport feature ${feature} offered`);
+    }
     const config = bed.h.state.config;
     assert.equal(Array.from(config.subarray(0, 6)), Array.from(GUEST_MAC));
     assert.is(config[S.VIRTIO_NET_CONFIG_STATUS]! & S.VIRTIO_NET_S_LINK_UP, S.VIRTIO_NET_S_LINK_UP);

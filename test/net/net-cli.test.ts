@@ -129,7 +129,7 @@ test('the CLI reports a host without /dev/net/tun (status 4)', async () => {
   });
 });
 
-test('inside KVM the test guest ARPs and pings the namespace through virtio-net over PCI (MSI-X) and MMIO', async () => {
+test('inside KVM the test guest ARPs and pings the namespace through virtio-net over PCI (MSI-X) and MMIO, with and without mergeable receive buffers', async () => {
   const ns = NetNamespace.create();
   if (typeof ns === 'string') throw new Error(`the guest network test needs a network namespace: ${ns}`);
   try {
@@ -137,12 +137,12 @@ test('inside KVM the test guest ARPs and pings the namespace through virtio-net 
     ns.ip('tuntap', 'add', 'dev', 'kvmg0', 'mode', 'tap');
     ns.ip('addr', 'add', '10.0.2.1/24', 'dev', 'kvmg0');
     ns.ip('link', 'set', 'kvmg0', 'up');
-    for (const [transport, irq] of [['pci', 'msix'], ['mmio', 'intx']]) {
+    for (const [transport, irq, mrg] of [['pci', 'msix', 0], ['mmio', 'intx', 0], ['pci', 'msix', 1]] as const) {
       const run = kvmInNamespace(ns, [
-        'run', '-k', guest.elf, '--transport', transport!, '--net', 'kvmg0', '--timeout', '50',
-        '-p', `test=virtio-net transport=${transport} irq=${irq} ip=10.0.2.15 peer=10.0.2.1`,
+        'run', '-k', guest.elf, '--transport', transport, '--net', 'kvmg0', '--timeout', '50',
+        '-p', `test=virtio-net transport=${transport} irq=${irq} mrg=${mrg} ip=10.0.2.15 peer=10.0.2.1`,
       ]);
-      assert.is(run.status, 1, `${transport}: ${run.stdout}${run.stderr}`);
+      assert.is(run.status, 1, `${transport} mrg=${mrg}: ${run.stdout}${run.stderr}`);
       assert.match(run.stdout, /virtio-net: arp reply from 10\.0\.2\.1 is [0-9a-f:]{17}/);
       assert.match(run.stdout, 'virtio-net: ping reply from 10.0.2.1 seq 1');
     }
