@@ -289,7 +289,6 @@ export class IoUring {
     }
   }
 
-  /** Calls `handler` for every posted completion, in order, and frees their slots; returns how many. */
   /**
    * Submits what is queued, waiting for completions until `count` have been handed to `handler`:
    * for requests that complete inside the submitting call (RWF_NOWAIT reads and writes).
@@ -303,6 +302,7 @@ export class IoUring {
     }
   }
 
+  /** Calls `handler` for every posted completion, in order, and frees their slots; returns how many. */
   reap(handler: CompletionHandler): number {
     let head = this.ring[this.cqHead]!;
     const tail = this.ring[this.cqTail]!;
