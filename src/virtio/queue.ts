@@ -149,6 +149,16 @@ export class SplitQueue {
 
   /** Returns a chain to the driver with the number of bytes written into its writable buffers. */
   addUsed(head: number, writtenLength: number): void {
+    this.fillUsed(head, writtenLength);
+    this.publishUsed();
+  }
+
+  /**
+   * Writes a used element without publishing it: the driver sees it only at publishUsed(). For
+   * several chains that must appear together — a frame spread over mergeable receive buffers:
+   * Linux's virtio_net drops a frame whose num_buffers entries are not all in the used ring yet.
+   */
+  fillUsed(head: number, writtenLength: number): void {
     if (!Number.isInteger(head) || head < 0 || head >= this.size) {
       throw new QueueError('bad-used', `used head ${head} is not a descriptor of a queue of ${this.size}`);
     }
@@ -158,11 +168,15 @@ export class SplitQueue {
     const element = USED_RING + (this.nextUsed & (this.size - 1)) * VIRTQ_USED_ELEM_SIZE;
     this.usedRing.setUint32(element + USED_ELEM_ID, head, true);
     this.usedRing.setUint32(element + USED_ELEM_LEN, writtenLength, true);
-    // Publishing the index after the element needs only store order, which x86 (TSO) keeps and
-    // V8 does not change for typed-array stores: the spec's write barrier costs nothing here.
     this.nextUsed = (this.nextUsed + 1) & INDEX_MASK;
-    this.usedRing.setUint16(USED_IDX, this.nextUsed, true);
     this.addedSinceCheck++;
+  }
+
+  /** Makes every filled used element visible to the driver (used.idx). */
+  publishUsed(): void {
+    // Publishing the index after the elements needs only store order, which x86 (TSO) keeps and
+    // V8 does not change for typed-array stores: the spec's write barrier costs nothing here.
+    this.usedRing.setUint16(USED_IDX, this.nextUsed, true);
   }
 
   /**

@@ -583,6 +583,15 @@ export function socket(domain: number, type: number, protocol: number): number {
   return check('socket', cSocket(domain, type | SOCK_CLOEXEC, protocol));
 }
 
+const cSocketpair = lib.func('int socketpair(int domain, int type, int protocol, int *fds)') as (domain: number, type: number, protocol: number, fds: Int32Array) => number;
+
+/** socketpair(2): two connected sockets (close-on-exec). */
+export function socketPair(domain: number, type: number, protocol = 0): [number, number] {
+  const fds = new Int32Array(2);
+  check('socketpair', cSocketpair(domain, type | SOCK_CLOEXEC, protocol, fds));
+  return [fds[0]!, fds[1]!];
+}
+
 /** bind(2) to a raw sockaddr. */
 export function bind(fd: number, address: Uint8Array): void {
   check('bind', cBind(fd, address, address.length));

@@ -9,7 +9,9 @@
  * pooled chains: without MRG_RXBUF one chain (a frame must fit one chain);
  * with it as many chains as the frames seen lately needed (one for small
  * frames, seventeen 4 KiB buffers for a 64 KiB GSO frame). The frame fills
- * them in order, its header in the first, with num_buffers = chains used.
+ * them in order, its header in the first, with num_buffers = chains used; the
+ * used ring shows all of a frame's chains at once (used.idx moves past them
+ * together), as Linux's driver needs.
  *
  * Reads go in batches: consecutive windows, each its own READV with
  * RWF_NOWAIT on an io_uring, all handed to the kernel by one io_uring_enter
@@ -26,7 +28,7 @@
  *     ones the batch left unused, then newly popped ones) or, when fewer
  *     buffers are posted than it needs, waits (TAP unwatched) until the
  *     driver posts more. Nothing is ever returned to the guest truncated.
- *     Such a frame is handed over after the complete frames of its batch.
+ *     Frames read after it wait behind it, so the guest sees them in order.
  */
 import type createDebug from 'debug';
 import { DescriptorChain } from '../../descriptor-chain.js';
@@ -58,6 +60,8 @@ const IOV_CAPACITY = 2 * POOL_IOVECS + RX_MAX_SEGMENTS;
 const SUBMIT_IOVECS = 2048;
 /** Frames over which the read window follows the largest frame seen (then shrinks to that period's largest). */
 const WINDOW_PERIOD = 64;
+/** The overflow of a frame that has none. */
+const NO_BYTES = new Uint8Array(0);
 /** A stream (no file offset) for io_uring's READV. */
 const NO_OFFSET = -1;
 
@@ -83,6 +87,7 @@ export interface ReceiverContext {
 interface SpilledFrame {
   readonly length: number;
   readonly readCapacity: number;
+  /** Index of its overflow buffer (-1: a whole frame queued behind a spilled one). */
   readonly overflow: number;
   filled: number;
   waited: boolean;
@@ -381,7 +386,9 @@ export class Receiver {
       frames++;
       if (mergeable) this.noteFrame(n);
       if (n <= capacity) {
-        this.deliverFromPool(n, start);
+        // Frames keep their order: one read after a spilled frame waits behind it.
+        if (this.spills.length > 0) this.queueBehindSpill(n, start);
+        else this.deliverFromPool(n, start);
       } else if (n > capacity + overflowLength) {
         stats.add('rxDroppedTruncated');
       } else if (!mergeable) {
@@ -449,12 +456,28 @@ export class Receiver {
     for (let c = 0; c < chains; c++) {
       const p = start + c;
       const length = Math.min(this.poolCaps[p]!, left);
-      queue.addUsed(this.poolHeads[p]!, length);
+      queue.fillUsed(this.poolHeads[p]!, length);
       left -= length;
       this.poolCapacity -= this.poolCaps[p]!;
       this.consumed[p] = 1;
     }
+    // All of the frame's buffers at once: a driver reading num_buffers expects them all there.
+    queue.publishUsed();
     this.delivered(n);
+  }
+
+  /** A whole frame held by the pool's chains from `start` on, handed over by finishSpills after the spilled frames before it. */
+  private queueBehindSpill(n: number, start: number): void {
+    const frame: SpilledFrame = { length: n, readCapacity: n, overflow: -1, filled: n, waited: false, heads: [], lengths: [], header: this.piecesOf(start) };
+    for (let left = n, p = start; left > 0; p++) {
+      const length = Math.min(this.poolCaps[p]!, left);
+      frame.heads.push(this.poolHeads[p]!);
+      frame.lengths.push(length);
+      left -= length;
+      this.poolCapacity -= this.poolCaps[p]!;
+      this.consumed[p] = 1;
+    }
+    this.spills.push(frame);
   }
 
   /** A frame whose rest is in overflow buffer `overflow`: its read's chains [start, end) are taken; the rest waits for finishSpills. */
@@ -486,7 +509,8 @@ export class Receiver {
     const { memory, queue, stats } = this.context;
     while (this.spills.length > 0) {
       const frame = this.spills[0]!;
-      const overflow = this.buffers.overflows[frame.overflow]!.bytes;
+      // A frame queued whole behind a spilled one has nothing in an overflow buffer.
+      const overflow = frame.filled < frame.length ? this.buffers.overflows[frame.overflow]!.bytes : NO_BYTES;
       while (frame.filled < frame.length) {
         const from = frame.filled - frame.readCapacity;
         if (this.pooled > 0) {
@@ -520,9 +544,10 @@ export class Receiver {
       let left = frame.length;
       for (let i = 0; i < frame.heads.length; i++) {
         const length = Math.min(frame.lengths[i]!, left);
-        queue.addUsed(frame.heads[i]!, length);
+        queue.fillUsed(frame.heads[i]!, length);
         left -= length;
       }
+      queue.publishUsed();
       this.delivered(frame.length);
     }
     return true;
