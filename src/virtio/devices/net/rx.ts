@@ -28,7 +28,9 @@
  *     ones the batch left unused, then newly popped ones) or, when fewer
  *     buffers are posted than it needs, waits (TAP unwatched) until the
  *     driver posts more. Nothing is ever returned to the guest truncated.
- *     Frames read after it wait behind it, so the guest sees them in order.
+ *     Frames read after it wait behind it, so the guest sees them in order —
+ *     unless it must wait for buffers those frames hold (a small ring): then
+ *     they go first.
  */
 import type createDebug from 'debug';
 import { DescriptorChain } from '../../descriptor-chain.js';
@@ -408,6 +410,8 @@ export class Receiver {
     if (failed) {
       this.failed = true;
       this.unwatchTap();
+      // Frames read before the failure still go to the guest (as buffers allow).
+      if (this.spills.length > 0) this.finishSpills();
       return 'failed';
     }
     if (this.spills.length > 0) this.finishSpills();
@@ -529,6 +533,9 @@ export class Receiver {
         if (!queue.popInto(chain)) {
           if (!frame.waited) stats.add('rxWaitedForBuffers');
           frame.waited = true;
+          // Whole frames queued behind this one hold buffers; on a small ring the guest may have
+          // nothing else to post. Order gives way to progress: they go now, so their buffers return.
+          this.releaseWholeFrames();
           return false;
         }
         if (!this.usable(chain)) continue;
@@ -539,18 +546,39 @@ export class Receiver {
         frame.filled += length;
       }
       this.spills.shift();
-      this.writeSplitHeader(frame.header, frame.heads.length);
-      // The read's own chains hold `readCapacity` bytes in all; the others what was copied.
-      let left = frame.length;
-      for (let i = 0; i < frame.heads.length; i++) {
-        const length = Math.min(frame.lengths[i]!, left);
-        queue.fillUsed(frame.heads[i]!, length);
-        left -= length;
-      }
-      queue.publishUsed();
-      this.delivered(frame.length);
+      this.handOver(frame);
     }
     return true;
+  }
+
+  /** Hands over the whole frames waiting behind the first spilled frame, out of order. */
+  private releaseWholeFrames(): void {
+    const { stats } = this.context;
+    for (let i = 1; i < this.spills.length; ) {
+      const frame = this.spills[i]!;
+      if (frame.filled < frame.length) {
+        i++;
+        continue;
+      }
+      this.spills.splice(i, 1);
+      this.handOver(frame);
+      stats.add('rxReordered');
+    }
+  }
+
+  /** Publishes a completed spilled or queued frame: its header, then all its chains at once. */
+  private handOver(frame: SpilledFrame): void {
+    const { queue } = this.context;
+    this.writeSplitHeader(frame.header, frame.heads.length);
+    // The read's own chains hold `readCapacity` bytes in all; the others what was copied.
+    let left = frame.length;
+    for (let i = 0; i < frame.heads.length; i++) {
+      const length = Math.min(frame.lengths[i]!, left);
+      queue.fillUsed(frame.heads[i]!, length);
+      left -= length;
+    }
+    queue.publishUsed();
+    this.delivered(frame.length);
   }
 
   /** Copies bytes to the start of pooled chain p. */

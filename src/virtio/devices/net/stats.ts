@@ -13,6 +13,8 @@ export const NET_COUNTERS = [
   'rxBadChains',
   /** Frames that needed more buffers than were posted and waited for them in the host. */
   'rxWaitedForBuffers',
+  /** Whole frames handed over ahead of such a waiting frame because it needed their buffers too (a small ring). */
+  'rxReordered',
   /** Times the TAP was left unread because the guest had no receive buffer. */
   'rxNoBuffers',
   /** Reads the TAP failed (other than EAGAIN). */
