@@ -449,7 +449,6 @@ export class VirtioBlk implements VirtioDevice {
     slot.used = op === 'read' ? length + 1 : 1;
     slot.fd = this.options.fd;
     const words = slot.iovecWords;
-    const memoryAlign = this.directMemoryAlign;
     const offsetAlign = this.directOffsetAlign;
     let aligned = true;
     let count = 0;
@@ -473,20 +472,14 @@ export class VirtioBlk implements VirtioDevice {
       if (host + skip === base + runLength && runLength + n <= MAX_IOVEC_BYTES) {
         runLength += n;
       } else {
-        if (runLength > 0) {
-          setIovec(words, count++, base, runLength);
-          if (base % memoryAlign !== 0 || runLength % offsetAlign !== 0) aligned = false;
-        }
+        if (runLength > 0) aligned = this.putIovec(words, count++, base, runLength) && aligned;
         base = host + skip;
         runLength = n;
       }
       left -= n;
       skip = 0;
     }
-    if (runLength > 0) {
-      setIovec(words, count++, base, runLength);
-      if (base % memoryAlign !== 0 || runLength % offsetAlign !== 0) aligned = false;
-    }
+    if (runLength > 0) aligned = this.putIovec(words, count++, base, runLength) && aligned;
     slot.iovStart = 0;
     slot.iovCount = count;
     if (this.options.direct) {
@@ -508,6 +501,12 @@ export class VirtioBlk implements VirtioDevice {
     if (op === 'write') slot.generation = this.flushOrder.writeStarted();
     slot.pending = 1;
     this.issueTransfer(slot);
+  }
+
+  /** Writes iovec `index` of a slot's array; false when O_DIRECT could not take it as it is (alignment). */
+  private putIovec(words: Uint32Array, index: number, base: number, length: number): boolean {
+    setIovec(words, index, base, length);
+    return base % this.directMemoryAlign === 0 && length % this.directOffsetAlign === 0;
   }
 
   /** Copies between guest ranges and a bounce buffer: 'in' fills the buffer, 'out' empties it into the guest. */
