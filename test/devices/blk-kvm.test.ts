@@ -2,15 +2,18 @@
  * virtio-blk inside KVM: the test guest's own virtio-blk driver (test/guest,
  * `test=virtio-blk`) reads and writes a disk given with -d through the real
  * CLI, over virtio-pci (MSI-X and INTx) and virtio-mmio; the host checks the
- * bytes in the image file.
+ * bytes in the image file — also after killing the VMM with SIGKILL the moment
+ * the guest's flush completed.
  */
+import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
-import { assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { CLI, assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { O_RDONLY, close, open, pageCacheState } from '../../src/vmm/libc.js';
 
 const guest = ensureTestGuest();
 const SECTOR = 512;
@@ -70,6 +73,42 @@ for (const [transport, irq] of [['pci', 'msix'], ['pci', 'intx'], ['mmio', 'intx
     assertWords(file, 2048, 16, 0x1234abcd);
   });
 }
+
+test('kvm run killed with SIGKILL right after the guest\'s flush completed: the image holds what the guest wrote', async () => {
+  const file = image('sigkill.img');
+  const vmm = spawn(process.execPath, [
+    CLI, 'run', '-k', guest.elf, '-d', file,
+    '-p', 'test=virtio-blk transport=pci irq=msix op=write flush=1 sector=4096 count=64 pattern=0x600dda7a then=spin',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  vmm.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => vmm.on('exit', (_code, signal) => resolve(signal)));
+  try {
+    // The guest prints "flushed" once the device answered its FLUSH, then spins: the VMM is alive.
+    await new Promise<void>((resolve, reject) => {
+      vmm.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('virtio: spinning')) resolve();
+      });
+      void exited.then(() => reject(new Error(`kvm exited before the guest's flush completed\nstdout: ${stdout}\nstderr: ${stderr}`)));
+      setTimeout(() => reject(new Error(`no flush from the guest in 30 s\nstdout: ${stdout}`)), 30_000);
+    });
+    assert.match(stdout, 'virtio-blk: wrote 64 sectors at 4096');
+    assert.match(stdout, 'virtio-blk: flushed');
+    // Nothing the guest wrote may still wait in the host's page cache for writeback.
+    const fd = open(file, O_RDONLY);
+    const cache = pageCacheState(fd, 0, IMAGE_BYTES);
+    close(fd);
+    if (!cache) throw new Error('cachestat(2) is unavailable: cannot tell whether flushed data left the page cache');
+    assert.is(cache.dirty, 0, 'dirty pages after the flush completed');
+    assert.is(cache.writeback, 0, 'pages under writeback after the flush completed');
+  } finally {
+    vmm.kill('SIGKILL');
+  }
+  assert.is(await exited, 'SIGKILL');
+  assertWords(file, 4096, 64, 0x600dda7a);
+});
 
 test('the guest reads what the host put in the image (checksum and first bytes)', async () => {
   const fill = (i: number): number => (i * 37 + (i >> 9)) & 0xff;

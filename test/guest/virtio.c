@@ -1091,8 +1091,17 @@ u8 *data_area(u64 len)
 
 static void dev_reset_end(void)
 {
+	u32 len;
+	const char *then = param("then", &len);
+
 	status_write(0);
 	dev_live = 0;
+	if (then && value_is(then, len, "spin")) {
+		/* stay alive, e.g. for the host to kill the VMM after what it just saw */
+		puts("virtio: spinning\n");
+		for (;;)
+			__asm__ volatile("pause");
+	}
 	debug_exit(0);
 }
 
