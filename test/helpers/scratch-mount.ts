@@ -3,7 +3,7 @@
  * errors that only a particular filesystem produces: a tmpfs remounted
  * read-only (EROFS), or a ramfs (which refuses O_DIRECT with EINVAL, where
  * tmpfs accepts it since Linux 6.6). Needs CAP_SYS_ADMIN; without it
- * `scratchMount` answers why, and the caller says what went unexercised.
+ * `scratchMount` throws why, so the test fails instead of passing unchecked.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,13 +20,13 @@ export interface ScratchMount {
   done(): void;
 }
 
-export function scratchMount(type: 'tmpfs' | 'ramfs'): ScratchMount | { unavailable: string } {
+export function scratchMount(type: 'tmpfs' | 'ramfs'): ScratchMount {
   const dir = mkdtempSync(path.join(os.tmpdir(), `kvm-${type}-`));
   const options = type === 'tmpfs' ? ['-o', 'size=4m,mode=0755'] : ['-o', 'mode=0755'];
   const mounted = spawnSync('mount', ['-t', type, ...options, `kvm-test-${type}`, dir], { encoding: 'utf8' });
   if (mounted.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
-    return { unavailable: `cannot mount a ${type}: ${(mounted.stderr || mounted.error?.message || '').trim()}` };
+    throw new Error(`cannot mount a ${type} (the tests need root): ${(mounted.stderr || mounted.error?.message || '').trim()}`);
   }
   let unmounted = false;
   return {
