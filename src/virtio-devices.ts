@@ -16,7 +16,7 @@ import { defaultMac, parseMac, type NetSpec } from './net/net-spec.js';
 import { openTap } from './net/tap.js';
 import type { VirtioDevice, VirtioDeviceModule } from './virtio/virtio-device.js';
 import { VirtioBlk } from './virtio/devices/blk/device.js';
-import { BLK_COUNTERS } from './virtio/devices/blk/options.js';
+import { BLK_COUNTERS, blkDataPlaneQueues } from './virtio/devices/blk/options.js';
 import { blkOptionsFor } from './disk/blk-options.js';
 import type { DiskImage } from './disk/disk-image.js';
 import { diskName } from './disk/disk-spec.js';
@@ -66,8 +66,8 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   let consoleInput: ((bytes: Uint8Array) => void) | undefined;
   const counters = new Map<string, () => Readonly<Record<string, number>>>();
   /** A device's shared counters, registered under its name; its options carry the buffer. */
-  const countersFor = (name: string, names: readonly string[]): SharedArrayBuffer => {
-    const deviceCounters = new DeviceCounters(names);
+  const countersFor = (name: string, names: readonly string[], lanes = 1): SharedArrayBuffer => {
+    const deviceCounters = new DeviceCounters(names, DeviceCounters.allocate(names, lanes));
     counters.set(name, () => deviceCounters.snapshot());
     return deviceCounters.shared;
   };
@@ -106,7 +106,9 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
 
   for (const [i, disk] of (options.disks ?? []).entries()) {
     const name = `virtio-blk:${diskName(i)}`;
-    const blk = { ...blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1), counters: countersFor(name, BLK_COUNTERS) };
+    const blkOptions = blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1);
+    const threads = blkDataPlaneQueues(blkOptions.queues).length;
+    const blk = { ...blkOptions, counters: countersFor(name, BLK_COUNTERS, threads) };
     devices.push({
       name,
       device: new VirtioBlk(blk),

@@ -167,7 +167,8 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
                            unaligned offsets or with misaligned buffers over 4 MiB);
                            serial: GET_ID string (default: file name and a hash of
                            its path); queues: request queues (default one per vCPU,
-                           at most 64). A read-write disk is locked against other VMMs.
+                           at most 64), a data-plane thread each (at most 8 per
+                           disk). A read-write disk is locked against other VMMs.
       --transport KIND     pci (default) or mmio, for every virtio device; MMIO
                            devices are announced with virtio_mmio.device= parameters
       --timeout SECONDS    end the run with status 124 after this long

@@ -7,8 +7,8 @@
 import { nonBlockingEventfd } from '../vmm/libc.js';
 import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
-import { startDataPlane, type DataPlaneThread } from '../virtio/data-plane.js';
-import type { VirtioDevice, VirtioDeviceModule } from '../virtio/virtio-device.js';
+import { startDataPlane, type DataPlane } from '../virtio/data-plane.js';
+import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../virtio/virtio-device.js';
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
 import { transportFeatures } from './transport-features.js';
@@ -20,7 +20,7 @@ export interface MmioSlot {
 
 export interface AttachedVirtioDevice {
   readonly state: VirtioTransportState;
-  readonly dataPlane: DataPlaneThread;
+  readonly dataPlane: DataPlane;
   /** Kernel parameter announcing the device (MMIO only). */
   readonly cmdline?: string;
   /** Where the firmware tables must describe it. */
@@ -34,14 +34,16 @@ export function attachVirtioMmio(
   module: VirtioDeviceModule,
   slot: MmioSlot,
 ): AttachedVirtioDevice {
+  const queueGroups = dataPlaneQueueGroups(device);
   const state = VirtioTransportState.create({
     deviceFeatures: transportFeatures(device.features),
     queueMaxSizes: device.queueMaxSizes,
     configSpace: device.configSpace,
+    dataPlaneThreads: queueGroups.length,
     msixVectors: 0,
   });
   const vmFd = machine.vm.fd;
-  const controlFd = nonBlockingEventfd();
+  const controlFds = queueGroups.map(() => nonBlockingEventfd());
   const kickFds = device.queueMaxSizes.map(nonBlockingEventfd);
   kickFds.forEach((fd, q) =>
     setIoeventfd(vmFd, { address: slot.base + VIRTIO_MMIO_QUEUE_NOTIFY, length: 4, eventFd: fd, datamatch: q }),
@@ -51,7 +53,7 @@ export function attachVirtioMmio(
 
   const options: VirtioMmioOptions = {
     deviceType: device.deviceType,
-    controlFd,
+    controlFds,
     kickFds,
     writableConfig: device.writableConfig,
   };
@@ -69,7 +71,8 @@ export function attachVirtioMmio(
     name,
     device: module,
     state: state.shared,
-    controlFd,
+    queueGroups,
+    controlFds,
     kickFds,
     interrupt: { lineFd, vectorFds: [] },
   });

@@ -52,7 +52,8 @@ export const VIRTIO_MMIO_VENDOR = 0x554d4551;
 
 export interface VirtioMmioOptions {
   readonly deviceType: number;
-  readonly controlFd: number;
+  /** One per data-plane thread. */
+  readonly controlFds: readonly number[];
   readonly kickFds: readonly number[];
   readonly writableConfig: ReadonlyArray<readonly [number, number]>;
 }
@@ -176,7 +177,7 @@ export const createVirtioMmio: DeviceFactory = (spec: DeviceSpec, context: Devic
   const options = spec.options as VirtioMmioOptions;
   const state = new VirtioTransportState(spec.shared!);
   return new VirtioMmioRegisters(state, options, {
-    controlFd: options.controlFd,
+    controlFds: options.controlFds,
     log: context.log,
   });
 };

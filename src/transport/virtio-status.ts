@@ -2,7 +2,8 @@
  * The device status state machine (virtio 1.2 §2.1, §3.1), shared by both
  * transports: writing 0 resets the device (waiting for the data plane to let
  * go of the queues), FEATURES_OK is refused unless the driver accepted
- * VIRTIO_F_VERSION_1, and DRIVER_OK hands the queues to the data plane.
+ * VIRTIO_F_VERSION_1, and DRIVER_OK hands the queues to the data plane
+ * (every one of the device's data-plane threads).
  */
 import type createDebug from 'debug';
 import { signalEventfd } from '../vmm/libc.js';
@@ -20,7 +21,8 @@ import type { VirtioTransportState } from './virtio-transport-state.js';
 export const RESET_TIMEOUT_MS = 1000;
 
 export interface StatusTransition {
-  readonly controlFd: number;
+  /** One control eventfd per data-plane thread of the device. */
+  readonly controlFds: readonly number[];
   readonly log: createDebug.Debugger;
   /** Transport-specific extra work after the registers were reset (e.g. MSI-X). */
   readonly afterReset?: () => void;
@@ -49,15 +51,19 @@ export function writeStatus(state: VirtioTransportState, value: number, transiti
   const newlyFailed = next & VIRTIO_CONFIG_S_FAILED && !(old & VIRTIO_CONFIG_S_FAILED);
   if (newlyOk || newlyFailed) {
     state.requestControl();
-    signalEventfd(transition.controlFd);
+    signalControl(transition);
   }
 }
 
 export function resetDevice(state: VirtioTransportState, transition: StatusTransition): void {
   state.status = 0;
   const sequence = state.requestControl();
-  signalEventfd(transition.controlFd);
+  signalControl(transition);
   if (!state.waitForControl(sequence, RESET_TIMEOUT_MS)) transition.log('data plane slow to acknowledge the reset');
   state.resetRegisters();
   transition.afterReset?.();
+}
+
+function signalControl(transition: StatusTransition): void {
+  for (const fd of transition.controlFds) signalEventfd(fd);
 }

@@ -22,17 +22,21 @@ const ISR = 10;
 const CONFIG_VECTOR = 11;
 const MSIX_ENABLED = 12;
 const MSIX_FUNCTION_MASK = 13;
-/** Bumped (and the control eventfd written) when the data plane must look at the status. */
+/** Bumped (and the control eventfds written) when the data plane must look at the status. */
 const CONTROL_SEQUENCE = 14;
-/** The data plane's acknowledgement: the CONTROL_SEQUENCE it has handled. */
-const CONTROL_ACK = 15;
 const TERMINATE = 16;
 const QUEUE_COUNT = 17;
 const MSIX_VECTORS = 18;
 const CONFIG_SIZE = 19;
-/** 1 while a data-plane thread serves this device (a reset only waits for a thread that exists). */
-const DATA_PLANE_ATTACHED = 20;
+const DATA_PLANE_THREADS = 20;
 const HEADER_WORDS = 24;
+
+// Per data-plane thread, after the header.
+/** The thread's acknowledgement: the CONTROL_SEQUENCE it has handled. */
+const T_CONTROL_ACK = 0;
+/** 1 while the thread runs (a reset only waits for threads that exist). */
+const T_ATTACHED = 1;
+const T_WORDS = 2;
 
 // Per queue.
 const Q_MAX_SIZE = 0;
@@ -73,6 +77,8 @@ export interface TransportStateInit {
   readonly queueMaxSizes: readonly number[];
   readonly configSpace: Uint8Array;
   readonly msixVectors: number;
+  /** Data-plane threads serving the device (each acknowledges control requests); default 1. */
+  readonly dataPlaneThreads?: number;
 }
 
 export class VirtioTransportState {
@@ -80,6 +86,7 @@ export class VirtioTransportState {
   /** The device-specific configuration space. */
   readonly config: Uint8Array;
   readonly lock: SharedLock;
+  private readonly threadBase = HEADER_WORDS;
   private readonly queueBase: number;
   private readonly vectorBase: number;
 
@@ -87,7 +94,7 @@ export class VirtioTransportState {
     const header = new Int32Array(shared, 0, HEADER_WORDS);
     const queues = header[QUEUE_COUNT]!;
     const vectors = header[MSIX_VECTORS]!;
-    this.queueBase = HEADER_WORDS;
+    this.queueBase = this.threadBase + header[DATA_PLANE_THREADS]! * T_WORDS;
     this.vectorBase = this.queueBase + queues * Q_WORDS;
     const wordCount = this.vectorBase + vectors * V_WORDS;
     this.words = new Int32Array(shared, 0, wordCount);
@@ -96,12 +103,15 @@ export class VirtioTransportState {
   }
 
   static create(init: TransportStateInit): VirtioTransportState {
-    const wordCount = HEADER_WORDS + init.queueMaxSizes.length * Q_WORDS + init.msixVectors * V_WORDS;
+    const threads = init.dataPlaneThreads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`${threads} data-plane threads`);
+    const wordCount = HEADER_WORDS + threads * T_WORDS + init.queueMaxSizes.length * Q_WORDS + init.msixVectors * V_WORDS;
     const shared = new SharedArrayBuffer(wordCount * 4 + init.configSpace.length);
     const header = new Int32Array(shared, 0, HEADER_WORDS);
     header[QUEUE_COUNT] = init.queueMaxSizes.length;
     header[MSIX_VECTORS] = init.msixVectors;
     header[CONFIG_SIZE] = init.configSpace.length;
+    header[DATA_PLANE_THREADS] = threads;
     header[DEVICE_FEATURES_LO] = Number(init.deviceFeatures & 0xffffffffn) | 0;
     header[DEVICE_FEATURES_HI] = Number(init.deviceFeatures >> 32n) | 0;
     const state = new VirtioTransportState(shared);
@@ -116,6 +126,9 @@ export class VirtioTransportState {
   }
   get msixVectorCount(): number {
     return this.words[MSIX_VECTORS]!;
+  }
+  get dataPlaneThreads(): number {
+    return this.words[DATA_PLANE_THREADS]!;
   }
 
   /** Everything a reset clears (virtio 1.2 §2.4), keeping what the device offers. */
@@ -299,27 +312,43 @@ export class VirtioTransportState {
   get controlSequence(): number {
     return Atomics.load(this.words, CONTROL_SEQUENCE);
   }
-  acknowledgeControl(sequence: number): void {
-    Atomics.store(this.words, CONTROL_ACK, sequence);
-    Atomics.notify(this.words, CONTROL_ACK);
+  /** Data-plane thread `thread` has handled every request up to `sequence`. */
+  acknowledgeControl(thread: number, sequence: number): void {
+    const word = this.threadWord(thread, T_CONTROL_ACK);
+    Atomics.store(this.words, word, sequence);
+    Atomics.notify(this.words, word);
   }
-  get dataPlaneAttached(): boolean {
-    return Atomics.load(this.words, DATA_PLANE_ATTACHED) === 1;
+  dataPlaneAttached(thread: number): boolean {
+    return Atomics.load(this.words, this.threadWord(thread, T_ATTACHED)) === 1;
   }
-  set dataPlaneAttached(on: boolean) {
-    Atomics.store(this.words, DATA_PLANE_ATTACHED, on ? 1 : 0);
+  setDataPlaneAttached(thread: number, on: boolean): void {
+    Atomics.store(this.words, this.threadWord(thread, T_ATTACHED), on ? 1 : 0);
   }
-  /** Waits (bounded) until the data plane has handled `sequence`. */
+  /** Every data-plane thread is running. */
+  get allDataPlanesAttached(): boolean {
+    for (let t = 0; t < this.dataPlaneThreads; t++) if (!this.dataPlaneAttached(t)) return false;
+    return true;
+  }
+  /** Waits (bounded) until every running data-plane thread has handled `sequence`. */
   waitForControl(sequence: number, timeoutMs: number): boolean {
-    if (!this.dataPlaneAttached) return true;
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const ack = Atomics.load(this.words, CONTROL_ACK);
-      if (ack - sequence >= 0) return true;
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      Atomics.wait(this.words, CONTROL_ACK, ack, left);
+    for (let t = 0; t < this.dataPlaneThreads; t++) {
+      const word = this.threadWord(t, T_CONTROL_ACK);
+      for (;;) {
+        if (!this.dataPlaneAttached(t)) break;
+        const ack = Atomics.load(this.words, word);
+        if (ack - sequence >= 0) break;
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        // Bounded slices: a thread that detaches meanwhile never acknowledges.
+        Atomics.wait(this.words, word, ack, Math.min(left, 50));
+      }
     }
+    return true;
+  }
+  private threadWord(thread: number, field: number): number {
+    if (thread < 0 || thread >= this.dataPlaneThreads) throw new RangeError(`data-plane thread ${thread}`);
+    return this.threadBase + thread * T_WORDS + field;
   }
   get terminating(): boolean {
     return Atomics.load(this.words, TERMINATE) === 1;

@@ -4,14 +4,20 @@ import type { InterruptFds } from '../transport/virtio-interrupt.js';
 import type { VirtioDeviceModule } from './virtio-device.js';
 
 export interface DataPlaneWorkerData {
+  /** For logs: the device's name, with the thread's index when the device has several. */
   readonly name: string;
   readonly device: VirtioDeviceModule;
   /** The device's VirtioTransportState SharedArrayBuffer. */
   readonly state: SharedArrayBuffer;
   readonly regions: readonly RegionDescriptor[];
-  /** Written by the transport when the status changes (activation, reset) or to terminate. */
+  /** This thread's index among the device's data-plane threads. */
+  readonly thread: number;
+  /** The queues this thread serves. */
+  readonly queues: readonly number[];
+  /** This thread's: written by the transport when the status changes (activation, reset) or to terminate. */
   readonly controlFd: number;
-  /** One ioeventfd per queue. */
+  /** One ioeventfd per queue of the device (this thread watches those of its queues). */
   readonly kickFds: readonly number[];
+  /** The resample fd goes to one thread only (thread 0), which re-asserts the line for all. */
   readonly interrupt: InterruptFds;
 }

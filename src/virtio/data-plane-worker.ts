@@ -1,10 +1,11 @@
 /**
- * A virtio device's data-plane thread. It sleeps in epoll_wait on the
- * device's control eventfd, its queues' ioeventfds, the line's resample fd
- * and any fd the device watches; guest kicks reach it without any userspace
- * exit, and it answers through irqfds. Activation and reset arrive through
- * the shared transport state and the control eventfd, so this thread never
- * needs the main thread's event loop.
+ * A virtio device's data-plane thread. It sleeps in epoll_wait on its control
+ * eventfd, the ioeventfds of the queues it serves (all of the device's, or
+ * its share when the device splits them among threads), the line's resample
+ * fd (thread 0 only) and any fd the device watches; guest kicks reach it
+ * without any userspace exit, and it answers through irqfds. Activation and
+ * reset arrive through the shared transport state and the control eventfd,
+ * so this thread never needs the main thread's event loop.
  */
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
@@ -41,12 +42,13 @@ async function main(): Promise<void> {
   const memory = memoryFromRegions(data.regions);
   const interrupt = new TransportInterrupt(state, data.interrupt);
   const module = (await import(data.device.module)) as Record<string, VirtioDeviceFactory>;
-  const device: VirtioDevice = module[data.device.factory]!(data.device.options);
+  const device: VirtioDevice = module[data.device.factory]!(data.device.options, { thread: data.thread, queues: data.queues });
+  const served = new Set(data.queues);
 
   const epfd = epollCreate();
   epollAdd(epfd, data.controlFd, EPOLLIN, TOKEN_CONTROL);
   if (data.interrupt.resampleFd !== undefined) epollAdd(epfd, data.interrupt.resampleFd, EPOLLIN, TOKEN_RESAMPLE);
-  data.kickFds.forEach((fd, q) => epollAdd(epfd, fd, EPOLLIN, TOKEN_FIRST_KICK + q));
+  for (const q of data.queues) epollAdd(epfd, data.kickFds[q]!, EPOLLIN, TOKEN_FIRST_KICK + q);
 
   const watched = new Map<number, { fd: number; onReadable: () => void }>();
   let nextWatchToken = TOKEN_FIRST_WATCH;
@@ -104,7 +106,7 @@ async function main(): Promise<void> {
     };
     const queues = Array.from({ length: state.queueCount }, (_, q) => {
       const s = state.queue(q);
-      if (!s.ready) return undefined;
+      if (!s.ready || !served.has(q)) return undefined;
       return new SplitQueue(memory, { size: s.size, descTable: s.desc, availRing: s.driver, usedRing: s.device }, options);
     });
     device.activate({ memory, queues, features, interrupt, host });
@@ -128,11 +130,11 @@ async function main(): Promise<void> {
     else if (status & VIRTIO_CONFIG_S_DRIVER_OK && !active && !(status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED))) {
       guarded(activate);
     }
-    state.acknowledgeControl(sequence);
+    state.acknowledgeControl(data.thread, sequence);
     return true;
   };
 
-  state.dataPlaneAttached = true;
+  state.setDataPlaneAttached(data.thread, true);
   // A control request made before this thread existed is served now.
   if (state.controlSequence !== 0) handleControl();
   const events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  state.dataPlaneAttached = false;
+  state.setDataPlaneAttached(data.thread, false);
   deactivate();
   close(epfd);
 }

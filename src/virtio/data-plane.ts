@@ -1,14 +1,31 @@
 /**
- * The main thread's handle on a device's data-plane thread: start it with
- * its fds and shared state, and ask it to finish when the VM ends.
+ * The main thread's handle on a device's data-plane threads (one, or one per
+ * group of queues when the device splits them): start them with their fds and
+ * shared state, and ask them to finish when the VM ends.
  */
 import { Worker } from 'node:worker_threads';
 import { signalEventfd } from '../vmm/libc.js';
 import type { Machine } from '../vmm/machine.js';
+import type { RegionDescriptor } from '../vmm/guest-memory.js';
+import type { InterruptFds } from '../transport/virtio-interrupt.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
+import type { VirtioDeviceModule } from './virtio-device.js';
 
-export class DataPlaneThread {
+export interface DataPlaneSpec {
+  readonly name: string;
+  readonly device: VirtioDeviceModule;
+  readonly state: SharedArrayBuffer;
+  readonly regions: readonly RegionDescriptor[];
+  /** The queues of each thread (see dataPlaneQueueGroups). */
+  readonly queueGroups: ReadonlyArray<readonly number[]>;
+  /** One control eventfd per thread, the same the transport signals. */
+  readonly controlFds: readonly number[];
+  readonly kickFds: readonly number[];
+  readonly interrupt: InterruptFds;
+}
+
+class DataPlaneThread {
   private readonly worker: Worker;
   readonly exited: Promise<void>;
 
@@ -20,7 +37,6 @@ export class DataPlaneThread {
 
   /** Ends the thread: it is asleep in epoll_wait, so it is told through its control eventfd. */
   async stop(): Promise<void> {
-    new VirtioTransportState(this.data.state).terminate();
     signalEventfd(this.data.controlFd);
     const timer = setTimeout(() => void this.worker.terminate(), 2000);
     await this.exited;
@@ -28,9 +44,47 @@ export class DataPlaneThread {
   }
 }
 
-/** Starts a device's data-plane thread over the machine's RAM; it ends when the machine closes. */
-export function startDataPlane(machine: Machine, data: Omit<DataPlaneWorkerData, 'regions'>): DataPlaneThread {
-  const thread = new DataPlaneThread({ ...data, regions: machine.regions });
-  machine.onClose(() => thread.stop());
-  return thread;
+export class DataPlane {
+  private readonly threads: DataPlaneThread[];
+  /** Resolves when every thread has ended (no I/O of the device is in flight any more). */
+  readonly exited: Promise<void>;
+
+  constructor(readonly spec: DataPlaneSpec) {
+    const { queueGroups, controlFds, interrupt } = spec;
+    if (queueGroups.length !== controlFds.length || queueGroups.length === 0) {
+      throw new RangeError(`${spec.name}: ${queueGroups.length} queue groups for ${controlFds.length} control eventfds`);
+    }
+    const several = queueGroups.length > 1;
+    this.threads = queueGroups.map(
+      (queues, thread) =>
+        new DataPlaneThread({
+          name: several ? `${spec.name}/${thread}` : spec.name,
+          device: spec.device,
+          state: spec.state,
+          regions: spec.regions,
+          thread,
+          queues,
+          controlFd: controlFds[thread]!,
+          kickFds: spec.kickFds,
+          interrupt: thread === 0 ? interrupt : { lineFd: interrupt.lineFd, vectorFds: interrupt.vectorFds },
+        }),
+    );
+    this.exited = Promise.all(this.threads.map((t) => t.exited)).then(() => undefined);
+  }
+
+  get threadCount(): number {
+    return this.threads.length;
+  }
+
+  async stop(): Promise<void> {
+    new VirtioTransportState(this.spec.state).terminate();
+    await Promise.all(this.threads.map((t) => t.stop()));
+  }
+}
+
+/** Starts a device's data-plane threads over the machine's RAM; they end when the machine closes. */
+export function startDataPlane(machine: Machine, spec: Omit<DataPlaneSpec, 'regions'>): DataPlane {
+  const dataPlane = new DataPlane({ ...spec, regions: machine.regions });
+  machine.onClose(() => dataPlane.stop());
+  return dataPlane;
 }

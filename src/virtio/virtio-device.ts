@@ -1,9 +1,10 @@
 /**
  * What a virtio device is, independent of its transport. A device object is
- * built twice from the same plain options: on the main thread, to describe
- * itself (type, queues, features, config space) to the transport; and in its
- * own data-plane thread, where it is activated with its queues and serves
- * them. Its constructor therefore only computes: any host resource (a file,
+ * built from the same plain options on the main thread, to describe itself
+ * (type, queues, features, config space) to the transport, and again in each
+ * of its data-plane threads (one unless the device splits its queues among
+ * several), where it is activated with the queues that thread serves. Its
+ * constructor therefore only computes: any host resource (a file,
  * a TAP) is opened by the main thread and passed in the options as an fd.
  */
 import type createDebug from 'debug';
@@ -44,6 +45,11 @@ export interface VirtioDevice {
   readonly configSpace: Uint8Array;
   /** [offset, length] ranges of the configuration space the driver may write. */
   readonly writableConfig: ReadonlyArray<readonly [number, number]>;
+  /**
+   * How the queues are split among data-plane threads: one list of queue indexes per thread.
+   * Without it one thread serves every queue.
+   */
+  readonly dataPlaneQueues?: ReadonlyArray<readonly number[]>;
   activate(context: ActivationContext): void;
   /** The driver notified this queue (its kick eventfd fired). */
   queueNotified(queueIndex: number): void;
@@ -60,4 +66,16 @@ export interface VirtioDeviceModule {
   readonly options: unknown;
 }
 
-export type VirtioDeviceFactory = (options: unknown) => VirtioDevice;
+/** Which of a device's data-plane threads an instance runs in, and the queues that thread serves. */
+export interface DataPlaneShare {
+  /** 0 … threads − 1: also the lane of the device's counters this instance writes. */
+  readonly thread: number;
+  readonly queues: readonly number[];
+}
+
+export type VirtioDeviceFactory = (options: unknown, share: DataPlaneShare) => VirtioDevice;
+
+/** The queue split of `device`'s data-plane threads (one thread for all queues unless it says otherwise). */
+export function dataPlaneQueueGroups(device: Pick<VirtioDevice, 'queueMaxSizes' | 'dataPlaneQueues'>): ReadonlyArray<readonly number[]> {
+  return device.dataPlaneQueues ?? [device.queueMaxSizes.map((_, q) => q)];
+}

@@ -37,6 +37,8 @@ export interface BlkHarnessOptions {
   /** Features the driver accepts (default: everything offered). */
   readonly accept?: bigint;
   readonly memoryBytes?: number;
+  /** The device's counters (DeviceCounters.allocate with one lane per data-plane thread). */
+  readonly counters?: SharedArrayBuffer;
 }
 
 export interface RequestLayout {
@@ -205,13 +207,14 @@ export class BlkTestDevice {
   }
 }
 
-export function blkOptions(image: DiskImage, options: Pick<BlkHarnessOptions, 'queues' | 'queueSize' | 'engine'> = {}): BlkOptions {
-  // What the VMM passes (blkOptionsFor), with the test's own queue count, queue size and engine.
+export function blkOptions(image: DiskImage, options: Pick<BlkHarnessOptions, 'queues' | 'queueSize' | 'engine' | 'counters'> = {}): BlkOptions {
+  // What the VMM passes (blkOptionsFor), with the test's own queue count, queue size, engine and counters.
   return {
     ...blkOptionsFor(image, 'vda', 1),
     queues: options.queues ?? 1,
     ...(options.queueSize !== undefined ? { queueSize: options.queueSize } : {}),
     ...(options.engine !== undefined ? { engine: options.engine } : {}),
+    ...(options.counters !== undefined ? { counters: options.counters } : {}),
   };
 }
 

@@ -203,6 +203,7 @@ export class InProcessBlk {
     this.memory = memoryFromRegions([{ guestBase: 0, size: RAM, hostAddress: this.hostAddress }]);
     this.device = new VirtioBlk(
       { name: 'vda', fd: this.fd, sizeBytes: sectors * SECTOR, readOnly: false, direct: false, blockDevice: false, serial: 'inproc', queues: 1, queueSize, engine: engine.kind, pollMicroseconds: 0 },
+      undefined,
       () => engine,
     );
     this.driver = MockSplitQueueDriver.create(this.memory, RING_AREA, queueSize);

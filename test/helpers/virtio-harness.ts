@@ -29,8 +29,8 @@ import {
   munmap,
   signalEventfd,
 } from '../../src/vmm/libc.js';
-import { DataPlaneThread } from '../../src/virtio/data-plane.js';
-import type { VirtioDevice, VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
+import { DataPlane } from '../../src/virtio/data-plane.js';
+import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 import * as M from '../../src/transport/virtio-mmio.js';
 import { VirtioTransportState } from '../../src/transport/virtio-transport-state.js';
@@ -52,10 +52,10 @@ export class VirtioMmioHarness {
   readonly memory: GuestMemory;
   readonly state: VirtioTransportState;
   private readonly registers: M.VirtioMmioRegisters;
-  private readonly dataPlane: DataPlaneThread;
+  readonly dataPlane: DataPlane;
   private readonly kickFds: number[];
   private readonly lineFd: number;
-  private readonly controlFd: number;
+  private readonly controlFds: number[];
   private readonly epfd: number;
   private readonly region: RegionDescriptor;
   private nextBuffer = BUFFER_AREA;
@@ -66,27 +66,30 @@ export class VirtioMmioHarness {
     this.region = { guestBase: 0, size: memoryBytes, hostAddress };
     this.memory = memoryFromRegions([this.region]);
     const { device } = subject;
+    const queueGroups = dataPlaneQueueGroups(device);
     this.state = VirtioTransportState.create({
       deviceFeatures: transportFeatures(device.features),
       queueMaxSizes: device.queueMaxSizes,
       configSpace: device.configSpace,
       msixVectors: 0,
+      dataPlaneThreads: queueGroups.length,
     });
     const fd = (): number => eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
-    this.controlFd = fd();
+    this.controlFds = queueGroups.map(fd);
     this.kickFds = device.queueMaxSizes.map(fd);
     this.lineFd = fd();
     this.registers = new M.VirtioMmioRegisters(
       this.state,
-      { deviceType: device.deviceType, controlFd: this.controlFd, kickFds: this.kickFds, writableConfig: device.writableConfig },
-      { controlFd: this.controlFd, log: createDebug(`kvm:harness:${subject.name}`) },
+      { deviceType: device.deviceType, controlFds: this.controlFds, kickFds: this.kickFds, writableConfig: device.writableConfig },
+      { controlFds: this.controlFds, log: createDebug(`kvm:harness:${subject.name}`) },
     );
-    this.dataPlane = new DataPlaneThread({
+    this.dataPlane = new DataPlane({
       name: subject.name,
       device: subject.module,
       state: this.state.shared,
       regions: [this.region],
-      controlFd: this.controlFd,
+      queueGroups,
+      controlFds: this.controlFds,
       kickFds: this.kickFds,
       interrupt: { lineFd: this.lineFd, vectorFds: [] },
     });
@@ -94,10 +97,10 @@ export class VirtioMmioHarness {
     epollAdd(this.epfd, this.lineFd, EPOLLIN, 0);
   }
 
-  /** Resolves once the data-plane thread is up (a reset would otherwise not wait for it). */
+  /** Resolves once every data-plane thread is up (a reset would otherwise not wait for it). */
   async ready(timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.state.dataPlaneAttached) {
+    while (!this.state.allDataPlanesAttached) {
       if (Date.now() > deadline) throw new Error('data-plane thread did not start');
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -228,7 +231,7 @@ export class VirtioMmioHarness {
 
   async close(): Promise<void> {
     await this.dataPlane.stop();
-    for (const fd of [...this.kickFds, this.lineFd, this.controlFd, this.epfd]) close(fd);
+    for (const fd of [...this.kickFds, this.lineFd, ...this.controlFds, this.epfd]) close(fd);
     munmap(this.region.hostAddress, this.region.size);
   }
 }

@@ -18,7 +18,7 @@ function setup(configSpace = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8)) {
   });
   const controlFd = eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
   const kickFds = [eventfd(EFD_CLOEXEC | EFD_NONBLOCK), eventfd(EFD_CLOEXEC | EFD_NONBLOCK)];
-  const regs = new M.VirtioMmioRegisters(state, { deviceType: V.VIRTIO_ID_RNG, controlFd, kickFds, writableConfig: [[4, 2]] }, { controlFd, log: createDebug('test') });
+  const regs = new M.VirtioMmioRegisters(state, { deviceType: V.VIRTIO_ID_RNG, controlFds: [controlFd], kickFds, writableConfig: [[4, 2]] }, { controlFds: [controlFd], log: createDebug('test') });
   const read = (offset: number, size = 4): number => {
     const data = new Uint8Array(size);
     regs.read(offset, data);

@@ -24,7 +24,7 @@ function setup() {
   const fd = (): number => eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
   const options: VirtioPciOptions = {
     state: state.shared,
-    controlFd: fd(),
+    controlFds: [fd()],
     kickFds: [fd(), fd()],
     lineFd: fd(),
     vectorFds: [fd(), fd(), fd()],

@@ -10,7 +10,7 @@ import { nonBlockingEventfd } from '../../vmm/libc.js';
 import type { Machine } from '../../vmm/machine.js';
 import { startDataPlane } from '../../virtio/data-plane.js';
 import { VIRTIO_ID_CONSOLE } from '../../virtio/virtio-constants.js';
-import type { VirtioDevice, VirtioDeviceModule } from '../../virtio/virtio-device.js';
+import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../virtio/virtio-device.js';
 import { transportFeatures } from '../transport-features.js';
 import type { AttachedVirtioDevice } from '../virtio-mmio-attach.js';
 import { MSIX_VECTOR_CTRL_MASKBIT, VirtioTransportState } from '../virtio-transport-state.js';
@@ -47,10 +47,12 @@ export function attachVirtioPci(
 ): AttachedVirtioDevice {
   const queues = device.queueMaxSizes.length;
   const msixVectors = queues + 1; // one per queue and one for configuration changes
+  const queueGroups = dataPlaneQueueGroups(device);
   const state = VirtioTransportState.create({
     deviceFeatures: transportFeatures(device.features),
     queueMaxSizes: device.queueMaxSizes,
     configSpace: device.configSpace,
+    dataPlaneThreads: queueGroups.length,
     msixVectors,
   });
   for (let v = 0; v < msixVectors; v++) state.setMsixEntryWord(v, 3, MSIX_VECTOR_CTRL_MASKBIT); // masked at reset
@@ -60,7 +62,7 @@ export function attachVirtioPci(
   const { config, msixCap, pciCfgCap } = buildVirtioPciConfig(device, { barAddress, irq: wiring.irq, msixVectors });
 
   const vmFd = machine.vm.fd;
-  const controlFd = nonBlockingEventfd();
+  const controlFds = queueGroups.map(() => nonBlockingEventfd());
   const kickFds = device.queueMaxSizes.map(nonBlockingEventfd);
   kickFds.forEach((eventFd, q) =>
     setIoeventfd(vmFd, { address: barAddress + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER, length: 2, eventFd }),
@@ -79,7 +81,7 @@ export function attachVirtioPci(
 
   const options: VirtioPciOptions = {
     state: state.shared,
-    controlFd,
+    controlFds,
     kickFds,
     lineFd,
     vectorFds,
@@ -102,7 +104,8 @@ export function attachVirtioPci(
     name,
     device: module,
     state: state.shared,
-    controlFd,
+    queueGroups,
+    controlFds,
     kickFds,
     interrupt: { lineFd, resampleFd, vectorFds },
   });

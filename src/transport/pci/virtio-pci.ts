@@ -20,7 +20,8 @@ import * as L from './virtio-pci-layout.js';
 
 export interface VirtioPciOptions {
   readonly state: SharedArrayBuffer;
-  readonly controlFd: number;
+  /** One per data-plane thread. */
+  readonly controlFds: readonly number[];
   readonly kickFds: readonly number[];
   readonly lineFd: number;
   readonly vectorFds: readonly number[];
@@ -54,7 +55,7 @@ export class VirtioPciFunction implements PciFunctionHandler {
     this.state = new VirtioTransportState(options.state);
     this.interrupt = new TransportInterrupt(this.state, { lineFd: options.lineFd, vectorFds: options.vectorFds });
     this.routing = new IrqRouting(context.vmFd, options.routing);
-    this.transition = { controlFd: options.controlFd, log: context.log };
+    this.transition = { controlFds: options.controlFds, log: context.log };
   }
 
   barRead(_bar: number, offset: number, data: Uint8Array): void {

@@ -1,8 +1,11 @@
 /**
  * virtio-blk (virtio 1.2 §5.2) over a raw image or block device.
  *
- * Data path: every queue is served on the device's data-plane thread. A
- * popped chain becomes a request (request.ts); its data goes straight
+ * Data path: each queue is served by its own data-plane thread (up to
+ * BLK_MAX_DATA_PLANE_THREADS per disk, then threads take several queues);
+ * each thread has its own instance of this class, with its own engine, slots
+ * and flush ordering (a FLUSH covers the writes completed before it, and
+ * those on other queues were completed by their own threads). A popped chain becomes a request (request.ts); its data goes straight
  * between the image and the guest's buffers (iovecs of host addresses of
  * guest RAM, no copy) through the I/O engine: io_uring, with as many
  * operations in flight as the queues hold, or synchronous calls where the
@@ -29,12 +32,21 @@ import { setIovec } from '../../../vmm/io-uring.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../vmm/libc.js';
 import { DescriptorChain } from '../../descriptor-chain.js';
 import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
-import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
+import type { ActivationContext, DataPlaneShare, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
 import { describeBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
 import { HostBuffer } from '../../../vmm/host-buffer.js';
-import { BLK_COUNTERS, BLK_DEFAULT_POLL_US, BLK_DEFAULT_QUEUE_SIZE, BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, type BlkCounter, type BlkOptions } from './options.js';
+import {
+  BLK_COUNTERS,
+  BLK_DEFAULT_POLL_US,
+  BLK_DEFAULT_QUEUE_SIZE,
+  BLK_MAX_DWZ_SECTORS,
+  BLK_MAX_DWZ_SEGMENTS,
+  blkDataPlaneQueues,
+  type BlkCounter,
+  type BlkOptions,
+} from './options.js';
 import { DeviceCounters } from '../../device-counters.js';
 import { forEachDataPiece, parseBlkRequest, type BlkLimits, type BlkRequest, type DwzRange } from './request.js';
 import { GuestMemoryError } from '../../../vmm/guest-memory.js';
@@ -114,6 +126,7 @@ class Slot {
 export class VirtioBlk implements VirtioDevice {
   readonly deviceType = VIRTIO_ID_BLOCK;
   readonly queueMaxSizes: readonly number[];
+  readonly dataPlaneQueues: ReadonlyArray<readonly number[]>;
   readonly features: bigint;
   readonly configSpace: Uint8Array;
   readonly writableConfig = [];
@@ -122,6 +135,8 @@ export class VirtioBlk implements VirtioDevice {
   private readonly directMemoryAlign: number;
   private readonly directOffsetAlign: number;
   private readonly pollMicroseconds: number;
+  /** The queues this instance serves (its data-plane thread's share). */
+  private readonly served: readonly number[];
 
   private context: ActivationContext | undefined;
   private engine: IoEngine | undefined;
@@ -145,16 +160,23 @@ export class VirtioBlk implements VirtioDevice {
 
   constructor(
     private readonly options: BlkOptions,
+    /** This instance's thread and queues; without it, every queue and counter lane 0. */
+    share?: DataPlaneShare,
     /** Where the I/O runs: by default io_uring or the synchronous engine as options.engine says. */
     private readonly createEngine: (entries: number, log: (format: string, ...args: unknown[]) => void) => IoEngine = (entries, log) =>
       createIoEngine(options.engine ?? 'auto', entries, log),
   ) {
-    this.counters = new DeviceCounters(BLK_COUNTERS, options.counters);
+    this.counters = new DeviceCounters(BLK_COUNTERS, options.counters, share?.thread ?? 0);
     const queueSize = options.queueSize ?? BLK_DEFAULT_QUEUE_SIZE;
     if (!Number.isInteger(options.queues) || options.queues < 1 || options.queues > 0xffff) {
       throw new RangeError(`virtio-blk ${options.name}: ${options.queues} queues`);
     }
     this.queueMaxSizes = Array.from({ length: options.queues }, () => queueSize);
+    this.dataPlaneQueues = blkDataPlaneQueues(options.queues);
+    this.served = share?.queues ?? this.queueMaxSizes.map((_, q) => q);
+    if (this.served.some((q) => !Number.isInteger(q) || q < 0 || q >= options.queues)) {
+      throw new RangeError(`virtio-blk ${options.name}: queues ${this.served.join(',')} of ${options.queues}`);
+    }
     const description = describeBlk(options);
     this.features = description.features;
     this.configSpace = description.config;
@@ -191,10 +213,10 @@ export class VirtioBlk implements VirtioDevice {
     context.host.log('%s: %d sectors, %s engine%s', this.options.name, this.capacitySectors, engine.kind, this.options.readOnly ? ', read-only' : '');
   }
 
-  /** Slots and their iovec arrays, once per device (one slot per descriptor head of every queue). */
+  /** Slots and their iovec arrays, once per instance (one slot per descriptor head of every queue it serves). */
   private allocateSlots(): void {
     if (this.arena) return;
-    const count = this.queueMaxSizes.reduce((sum, size) => sum + size, 0);
+    const count = this.served.reduce((sum, q) => sum + this.queueMaxSizes[q]!, 0);
     const slotBytes = IOV_MAX * IOVEC_SIZE;
     const arena = new HostBuffer(count * slotBytes);
     this.arena = arena;
@@ -228,7 +250,8 @@ export class VirtioBlk implements VirtioDevice {
 
   private runOnce(): void {
     for (let round = 0; round < MAX_ROUNDS && this.active; round++) {
-      for (let q = 0; q < this.needsService.length && this.active; q++) {
+      for (let i = 0; i < this.served.length && this.active; i++) {
+        const q = this.served[i]!;
         if (this.needsService[q] && this.hasCapacity()) {
           this.needsService[q] = false;
           this.serve(q);
@@ -670,4 +693,4 @@ export class VirtioBlk implements VirtioDevice {
   }
 }
 
-export const createVirtioBlk: VirtioDeviceFactory = (options) => new VirtioBlk(options as BlkOptions);
+export const createVirtioBlk: VirtioDeviceFactory = (options, share) => new VirtioBlk(options as BlkOptions, share);

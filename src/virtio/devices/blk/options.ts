@@ -52,6 +52,16 @@ export const BLK_COUNTERS = [
 export type BlkCounter = (typeof BLK_COUNTERS)[number];
 
 export const BLK_DEFAULT_QUEUE_SIZE = 256;
+/** Data-plane threads per disk at most: beyond this many queues, threads serve several (round robin). */
+export const BLK_MAX_DATA_PLANE_THREADS = 8;
+
+/** Which queues each of a disk's data-plane threads serves: one thread per queue, up to the cap. */
+export function blkDataPlaneQueues(queues: number): number[][] {
+  const threads = Math.min(queues, BLK_MAX_DATA_PLANE_THREADS);
+  const groups = Array.from({ length: threads }, (): number[] => []);
+  for (let q = 0; q < queues; q++) groups[q % threads]!.push(q);
+  return groups;
+}
 /** A driver that answers a completion with its next request within this long needs no kick. */
 export const BLK_DEFAULT_POLL_US = 100;
 /** Segments per discard or write-zeroes request (max_discard_seg, max_write_zeroes_seg). */
