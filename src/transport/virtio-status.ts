@@ -29,13 +29,13 @@ export interface StatusTransition {
 }
 
 export function writeStatus(state: VirtioTransportState, value: number, transition: StatusTransition): void {
-  const old = state.status;
   if (value === 0) {
     resetDevice(state, transition);
     return;
   }
   let next = value & 0xff;
-  if (next & VIRTIO_CONFIG_S_FEATURES_OK && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
+  const current = state.status;
+  if (next & VIRTIO_CONFIG_S_FEATURES_OK && !(current & VIRTIO_CONFIG_S_FEATURES_OK)) {
     if ((state.driverFeatures & featureBit(VIRTIO_F_VERSION_1)) === 0n) {
       transition.log('refusing FEATURES_OK: the driver did not accept VIRTIO_F_VERSION_1 (legacy drivers are not supported)');
       next &= ~VIRTIO_CONFIG_S_FEATURES_OK;
@@ -45,8 +45,9 @@ export function writeStatus(state: VirtioTransportState, value: number, transiti
     transition.log('ignoring DRIVER_OK without FEATURES_OK');
     next &= ~VIRTIO_CONFIG_S_DRIVER_OK;
   }
-  // The device's own NEEDS_RESET bit survives driver writes until a reset.
-  state.status = next | (old & VIRTIO_CONFIG_S_NEEDS_RESET);
+  // The device's own NEEDS_RESET bit survives driver writes until a reset, even one a
+  // data-plane thread sets while this write is under way.
+  const [old] = state.updateStatus((before) => next | (before & VIRTIO_CONFIG_S_NEEDS_RESET));
   const newlyOk = next & VIRTIO_CONFIG_S_DRIVER_OK && !(old & VIRTIO_CONFIG_S_DRIVER_OK);
   const newlyFailed = next & VIRTIO_CONFIG_S_FAILED && !(old & VIRTIO_CONFIG_S_FAILED);
   if (newlyOk || newlyFailed) {
@@ -57,6 +58,8 @@ export function writeStatus(state: VirtioTransportState, value: number, transiti
 
 export function resetDevice(state: VirtioTransportState, transition: StatusTransition): void {
   state.status = 0;
+  // A data-plane thread that misses this reset (busy past the timeout) still sees it afterwards.
+  state.bumpResetEpoch();
   const sequence = state.requestControl();
   signalControl(transition);
   if (!state.waitForControl(sequence, RESET_TIMEOUT_MS)) transition.log('data plane slow to acknowledge the reset');

@@ -29,6 +29,8 @@ const QUEUE_COUNT = 17;
 const MSIX_VECTORS = 18;
 const CONFIG_SIZE = 19;
 const DATA_PLANE_THREADS = 20;
+/** Bumped by every device reset: a data-plane thread still holding queues of an older epoch drops them. */
+const RESET_EPOCH = 21;
 const HEADER_WORDS = 24;
 
 // Per data-plane thread, after the header.
@@ -154,6 +156,27 @@ export class VirtioTransportState {
   /** Sets status bits atomically (the data plane sets DEVICE_NEEDS_RESET). */
   orStatus(bits: number): void {
     Atomics.or(this.words, STATUS, bits);
+  }
+  /**
+   * Replaces the status with `next(old)` atomically, so bits another thread sets meanwhile
+   * (DEVICE_NEEDS_RESET from a data-plane thread) are not lost; returns [old, new].
+   */
+  updateStatus(next: (old: number) => number): [number, number] {
+    for (;;) {
+      const old = Atomics.load(this.words, STATUS);
+      const value = next(old) & 0xff;
+      if (Atomics.compareExchange(this.words, STATUS, old, value) === old) return [old, value];
+    }
+  }
+  get resetEpoch(): number {
+    return Atomics.load(this.words, RESET_EPOCH);
+  }
+  /** The reset epoch's word, for queues that check it themselves (SplitQueue's session). */
+  get resetEpochIndex(): number {
+    return RESET_EPOCH;
+  }
+  bumpResetEpoch(): void {
+    Atomics.add(this.words, RESET_EPOCH, 1);
   }
 
   get deviceFeatures(): bigint {

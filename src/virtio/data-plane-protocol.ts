@@ -18,6 +18,6 @@ export interface DataPlaneWorkerData {
   readonly controlFd: number;
   /** One ioeventfd per queue of the device (this thread watches those of its queues). */
   readonly kickFds: readonly number[];
-  /** The resample fd goes to one thread only (thread 0), which re-asserts the line for all. */
+  /** Every thread watches the resample fd: any of them re-asserts the line while the ISR is set. */
   readonly interrupt: InterruptFds;
 }

@@ -2,7 +2,7 @@
  * A virtio device's data-plane thread. It sleeps in epoll_wait on its control
  * eventfd, the ioeventfds of the queues it serves (all of the device's, or
  * its share when the device splits them among threads), the line's resample
- * fd (thread 0 only) and any fd the device watches; guest kicks reach it
+ * fd and any fd the device watches; guest kicks reach it
  * without any userspace exit, and it answers through irqfds. Activation and
  * reset arrive through the shared transport state and the control eventfd,
  * so this thread never needs the main thread's event loop.
@@ -53,6 +53,8 @@ async function main(): Promise<void> {
   const watched = new Map<number, { fd: number; onReadable: () => void }>();
   let nextWatchToken = TOKEN_FIRST_WATCH;
   let active = false;
+  /** The reset epoch the active queues belong to. */
+  let activeEpoch = -1;
 
   const deactivate = (): void => {
     if (!active) return;
@@ -79,6 +81,12 @@ async function main(): Promise<void> {
       }
     },
     failDevice(reason) {
+      // Queues of a session the driver already reset: nothing of the new session is wrong.
+      if (state.resetEpoch !== activeEpoch) {
+        log('stale queues dropped: %s', reason);
+        deactivate();
+        return;
+      }
       log('device needs reset: %s', reason);
       writeStderrNow(`kvm: ${data.name}: ${reason}; device needs reset\n`);
       deactivate();
@@ -99,6 +107,7 @@ async function main(): Promise<void> {
   };
 
   const activate = (): void => {
+    activeEpoch = state.resetEpoch;
     const features = state.driverFeatures;
     const options = {
       eventIdx: (features & featureBit(VIRTIO_F_RING_EVENT_IDX)) !== 0n,
@@ -107,7 +116,8 @@ async function main(): Promise<void> {
     const queues = Array.from({ length: state.queueCount }, (_, q) => {
       const s = state.queue(q);
       if (!s.ready || !served.has(q)) return undefined;
-      return new SplitQueue(memory, { size: s.size, descTable: s.desc, availRing: s.driver, usedRing: s.device }, options);
+      const session = { words: state.words, index: state.resetEpochIndex, epoch: activeEpoch };
+      return new SplitQueue(memory, { size: s.size, descTable: s.desc, availRing: s.driver, usedRing: s.device }, options, session);
     });
     device.activate({ memory, queues, features, interrupt, host });
     active = true;
@@ -126,8 +136,9 @@ async function main(): Promise<void> {
     const sequence = state.controlSequence;
     if (state.terminating) return false;
     const status = state.status;
-    if (status === 0) deactivate();
-    else if (status & VIRTIO_CONFIG_S_DRIVER_OK && !active && !(status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED))) {
+    // A reset this thread was too busy to acknowledge in time still ends the old session here.
+    if (active && (status === 0 || !(status & VIRTIO_CONFIG_S_DRIVER_OK) || state.resetEpoch !== activeEpoch)) deactivate();
+    if (status & VIRTIO_CONFIG_S_DRIVER_OK && !active && !(status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED))) {
       guarded(activate);
     }
     state.acknowledgeControl(data.thread, sequence);
@@ -164,8 +175,9 @@ async function main(): Promise<void> {
       }
     }
   }
-  state.setDataPlaneAttached(data.thread, false);
+  // Detach only once nothing is in flight: a reset waits for this thread until then.
   deactivate();
+  state.setDataPlaneAttached(data.thread, false);
   close(epfd);
 }
 

@@ -31,7 +31,13 @@ class DataPlaneThread {
 
   constructor(readonly data: DataPlaneWorkerData) {
     this.worker = new Worker(new URL('./data-plane-worker.js', import.meta.url), { workerData: data });
-    this.exited = new Promise((resolve) => this.worker.on('exit', () => resolve()));
+    this.exited = new Promise((resolve) =>
+      this.worker.on('exit', () => {
+        // A thread that died without detaching must not make every later reset wait for it.
+        new VirtioTransportState(data.state).setDataPlaneAttached(data.thread, false);
+        resolve();
+      }),
+    );
     this.worker.on('error', (error) => process.stderr.write(`kvm: ${data.name} data plane failed: ${error.message}\n`));
   }
 
@@ -66,7 +72,7 @@ export class DataPlane {
           queues,
           controlFd: controlFds[thread]!,
           kickFds: spec.kickFds,
-          interrupt: thread === 0 ? interrupt : { lineFd: interrupt.lineFd, vectorFds: interrupt.vectorFds },
+          interrupt,
         }),
     );
     this.exited = Promise.all(this.threads.map((t) => t.exited)).then(() => undefined);

@@ -21,12 +21,17 @@ export class DeviceCounters<Name extends string> {
   ) {
     this.shared = shared ?? DeviceCounters.allocate(names, lane + 1);
     this.values = new Float64Array(this.shared);
-    this.lanes = Math.floor(this.values.length / names.length);
+    this.lanes = DeviceCounters.lanesIn(this.shared, names);
     if (!Number.isInteger(lane) || lane < 0 || lane >= this.lanes) {
       throw new RangeError(`counter lane ${lane} of ${this.lanes}`);
     }
     this.base = lane * names.length;
     this.index = new Map(names.map((name, i) => [name, i]));
+  }
+
+  /** How many lanes of `names` a buffer holds. */
+  static lanesIn(shared: SharedArrayBuffer, names: readonly string[]): number {
+    return Math.floor(shared.byteLength / (names.length * Float64Array.BYTES_PER_ELEMENT));
   }
 
   /** A zeroed buffer for `lanes` writers of `names`. */

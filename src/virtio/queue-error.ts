@@ -17,6 +17,8 @@ export type QueueErrorKind =
   | 'bad-used'
   /** restoreIndexes was given an index that is not a 16-bit unsigned integer. */
   | 'bad-state'
+  /** The driver reset the device while the queue was still in use (a reset not acknowledged in time). */
+  | 'revoked'
   // Malformed chain (not fatal): the chain comes back with this error and no segments.
   /** More descriptors than the table holds: the chain loops. */
   | 'chain-too-long'
@@ -48,6 +50,7 @@ const FATAL_KINDS: ReadonlySet<QueueErrorKind> = new Set<QueueErrorKind>([
   'bad-head',
   'bad-used',
   'bad-state',
+  'revoked',
 ]);
 
 export class QueueError extends Error {

@@ -47,6 +47,16 @@ export interface QueueIndexes {
 
 const MAX_USED_LENGTH = 0xffff_ffff;
 
+/**
+ * Where a queue learns that the driver reset the device under it: a shared word that changes at
+ * every reset, and its value when the queue was built.
+ */
+export interface QueueSession {
+  readonly words: Int32Array;
+  readonly index: number;
+  readonly epoch: number;
+}
+
 export class SplitQueue {
   readonly layout: QueueLayout;
   readonly options: QueueOptions;
@@ -59,7 +69,12 @@ export class SplitQueue {
   private usedAtLastCheck = 0;
   private addedSinceCheck = 0;
 
-  constructor(memory: GuestMemory, layout: QueueLayout, options: QueueOptions) {
+  constructor(
+    memory: GuestMemory,
+    layout: QueueLayout,
+    options: QueueOptions,
+    private readonly session?: QueueSession,
+  ) {
     validateQueueLayout(memory, layout, options);
     this.layout = { ...layout };
     this.options = { ...options };
@@ -147,6 +162,21 @@ export class SplitQueue {
     return true;
   }
 
+  /** False once the driver has reset the device (the rings may be another session's by now). */
+  get current(): boolean {
+    const s = this.session;
+    return s === undefined || Atomics.load(s.words, s.index) === s.epoch;
+  }
+
+  /**
+   * Throws a fatal QueueError when the driver reset the device since this queue was built: a
+   * request that outlived a reset (stuck in a system call past the reset's timeout) must not
+   * write its status or a used element into memory that is no longer its driver's.
+   */
+  assertCurrent(): void {
+    if (!this.current) throw new QueueError('revoked', 'the driver reset the device while a request was in flight');
+  }
+
   /** Returns a chain to the driver with the number of bytes written into its writable buffers. */
   addUsed(head: number, writtenLength: number): void {
     this.fillUsed(head, writtenLength);
@@ -159,6 +189,7 @@ export class SplitQueue {
    * Linux's virtio_net drops a frame whose num_buffers entries are not all in the used ring yet.
    */
   fillUsed(head: number, writtenLength: number): void {
+    this.assertCurrent();
     if (!Number.isInteger(head) || head < 0 || head >= this.size) {
       throw new QueueError('bad-used', `used head ${head} is not a descriptor of a queue of ${this.size}`);
     }

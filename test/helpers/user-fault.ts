@@ -6,7 +6,7 @@
  * the others do meanwhile. Needs /dev/userfaultfd (Linux 6.1+) and root
  * (faults in kernel mode are only delivered to privileged handlers).
  */
-import { EPOLLIN, EPOLL_EVENT_SIZE, O_NONBLOCK, O_RDWR, close, epollAdd, epollCreate, epollWait, ioctl, ioctlBuffer, open, readFd } from '../../src/vmm/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, O_CLOEXEC, O_NONBLOCK, O_RDWR, close, epollAdd, epollCreate, epollWait, ioctl, ioctlBuffer, open, readFd } from '../../src/vmm/libc.js';
 
 const UFFD_API = 0xaa;
 /** _IO(0xAA, 0x00) on /dev/userfaultfd: a new userfaultfd, flags as the argument. */
@@ -42,7 +42,7 @@ export class UserFaultRange {
     const device = open('/dev/userfaultfd', O_RDWR);
     let fd: number;
     try {
-      fd = ioctl(device, USERFAULTFD_IOC_NEW, 'USERFAULTFD_IOC_NEW', O_NONBLOCK);
+      fd = ioctl(device, USERFAULTFD_IOC_NEW, 'USERFAULTFD_IOC_NEW', O_NONBLOCK | O_CLOEXEC);
     } finally {
       close(device);
     }

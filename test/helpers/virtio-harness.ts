@@ -55,6 +55,8 @@ export class VirtioMmioHarness {
   readonly dataPlane: DataPlane;
   private readonly kickFds: number[];
   private readonly lineFd: number;
+  /** What KVM signals at the guest's EOI of a level-triggered line (signalResample plays it). */
+  private readonly resampleFd: number;
   private readonly controlFds: number[];
   private readonly epfd: number;
   private readonly region: RegionDescriptor;
@@ -78,6 +80,7 @@ export class VirtioMmioHarness {
     this.controlFds = queueGroups.map(fd);
     this.kickFds = device.queueMaxSizes.map(fd);
     this.lineFd = fd();
+    this.resampleFd = fd();
     this.registers = new M.VirtioMmioRegisters(
       this.state,
       { deviceType: device.deviceType, controlFds: this.controlFds, kickFds: this.kickFds, writableConfig: device.writableConfig },
@@ -91,7 +94,7 @@ export class VirtioMmioHarness {
       queueGroups,
       controlFds: this.controlFds,
       kickFds: this.kickFds,
-      interrupt: { lineFd: this.lineFd, vectorFds: [] },
+      interrupt: { lineFd: this.lineFd, resampleFd: this.resampleFd, vectorFds: [] },
     });
     this.epfd = epollCreate();
     epollAdd(this.epfd, this.lineFd, EPOLLIN, 0);
@@ -184,6 +187,23 @@ export class VirtioMmioHarness {
     signalEventfd(this.kickFds[queue]!);
   }
 
+  /** Waits until the device fires the line (without reading or acknowledging the ISR); false on timeout. */
+  waitForLine(timeoutMs = 2000): boolean {
+    const events = new Uint8Array(EPOLL_EVENT_SIZE);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (drainEventfd(this.lineFd) > 0) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      epollWait(this.epfd, events, left);
+    }
+  }
+
+  /** The guest's EOI of a level-triggered line: the device asserts it again while the ISR is set. */
+  signalResample(): void {
+    signalEventfd(this.resampleFd);
+  }
+
   /**
    * Waits for an interrupt (blocking this thread, up to timeoutMs), then reads
    * and acknowledges InterruptStatus like a driver's handler. Returns the status bits, 0 on timeout.
@@ -231,7 +251,7 @@ export class VirtioMmioHarness {
 
   async close(): Promise<void> {
     await this.dataPlane.stop();
-    for (const fd of [...this.kickFds, this.lineFd, ...this.controlFds, this.epfd]) close(fd);
+    for (const fd of [...this.kickFds, this.lineFd, this.resampleFd, ...this.controlFds, this.epfd]) close(fd);
     munmap(this.region.hostAddress, this.region.size);
   }
 }

@@ -173,6 +173,10 @@ export class VirtioBlk implements VirtioDevice {
     }
     this.queueMaxSizes = Array.from({ length: options.queues }, () => queueSize);
     this.dataPlaneQueues = blkDataPlaneQueues(options.queues);
+    // Checked here, on the thread that builds the device, not where a thread would fail to start.
+    if (options.counters && DeviceCounters.lanesIn(options.counters, BLK_COUNTERS) < this.dataPlaneQueues.length) {
+      throw new RangeError(`virtio-blk ${options.name}: counters need ${this.dataPlaneQueues.length} lanes (one per data-plane thread)`);
+    }
     this.served = share?.queues ?? this.queueMaxSizes.map((_, q) => q);
     if (this.served.some((q) => !Number.isInteger(q) || q < 0 || q >= options.queues)) {
       throw new RangeError(`virtio-blk ${options.name}: queues ${this.served.join(',')} of ${options.queues}`);
@@ -204,7 +208,9 @@ export class VirtioBlk implements VirtioDevice {
       maxPieces: IOV_MAX,
     };
     this.allocateSlots();
-    const engine = this.createEngine(Math.min(this.slots.length, ENGINE_MAX_ENTRIES), context.host.log);
+    // At least room for one request's largest fan-out (hasCapacity), however small the queues.
+    const entries = Math.min(Math.max(this.slots.length, 2 * BLK_MAX_DWZ_SEGMENTS), ENGINE_MAX_ENTRIES);
+    const engine = this.createEngine(entries, context.host.log);
     this.engine = engine;
     this.context = context;
     this.needsService = this.queueMaxSizes.map(() => false);
@@ -375,7 +381,8 @@ export class VirtioBlk implements VirtioDevice {
     const request = parseBlkRequest(context.memory, chain, this.limits!);
     switch (request.op) {
       case 'unanswerable':
-        // Nowhere to put a status: the driver cannot learn this request's fate, so the device stops.
+        // Nowhere to put a status: the driver cannot learn this request's fate, so the device needs a
+        // reset (this thread stops serving; other queues' threads go on until the driver resets).
         context.host.failDevice(`${this.options.name}: malformed request (${request.reason})`);
         return;
       case 'answer':
@@ -445,8 +452,10 @@ export class VirtioBlk implements VirtioDevice {
 
   private answer(q: number, head: number, statusAddress: number, status: number, used: number): void {
     const context = this.context!;
+    const queue = context.queues[q]!;
+    queue.assertCurrent();
     context.memory.writeU8(statusAddress, status);
-    context.queues[q]!.addUsed(head, used);
+    queue.addUsed(head, used);
     this.touched[q] = true;
   }
 
