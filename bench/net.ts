@@ -26,7 +26,7 @@
  * round with half the frames warms both up (the device's code is compiled by
  * V8 as it runs; every buffer is touched once).
  *
- * Usage: node dist/bench/net.js [--rounds N] [--quick] [--cases 64,1500,gso]
+ * Usage: node dist/bench/net.js [--rounds N] [--quick] [--cases 64,1500,gso] [--directions tx,rx]
  */
 import { parseArgs } from 'node:util';
 import * as S from '../src/virtio/devices/net/spec.js';
@@ -137,11 +137,12 @@ function format(c: Case, rate: number): string {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, cases: { type: 'string' } },
+    options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, cases: { type: 'string' }, directions: { type: 'string' } },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   const scale = values.quick ? 0.1 : 1;
   const wanted = values.cases?.split(',') ?? CASES.map((c) => c.name);
+  const directions = values.directions?.split(',') ?? ['tx', 'rx'];
   const bed = await NetBed.create({ queueSize: QUEUE_SIZE, memoryBytes: 1024 * 2 ** 20 });
   if (typeof bed === 'string') {
     console.error(`bench/net: cannot set up a namespace with a TAP: ${bed}`);
@@ -168,14 +169,16 @@ async function main(): Promise<void> {
         const warmUp = round === 0;
         const share = warmUp ? WARM_UP_SHARE : 1;
         const txFrames = Math.ceil(txCount * share);
-        // Transmit.
-        bed.activate();
-        const r1 = rawTransmit(fd, txFrame, txFrames, QUEUE_SIZE);
-        const seconds = new TxBenchDriver(bed.h, TX, bed.tx, txFrame).run(txFrames);
-        if (!warmUp) {
-          tx.raw.push(r1.frames / r1.seconds);
-          tx.kvm.push(txFrames / seconds);
+        if (directions.includes('tx')) {
+          bed.activate();
+          const r1 = rawTransmit(fd, txFrame, txFrames, QUEUE_SIZE);
+          const seconds = new TxBenchDriver(bed.h, TX, bed.tx, txFrame).run(txFrames);
+          if (!warmUp) {
+            tx.raw.push(r1.frames / r1.seconds);
+            tx.kvm.push(txFrames / seconds);
+          }
         }
+        if (!directions.includes('rx')) continue;
         // Receive: the device is active with no buffers posted, so the TAP queue fills untouched.
         bed.activate();
         drainTap(fd);
@@ -194,8 +197,8 @@ async function main(): Promise<void> {
       // Ratios per round (raw and device measured back to back), then their median: steadier than a
       // ratio of medians when something else on the host comes and goes.
       const ratio = (m: { raw: number[]; kvm: number[] }): number => median(m.kvm.map((k, i) => k / m.raw[i]!));
-      results.push({ c, direction: 'tx', raw: median(tx.raw), kvm: median(tx.kvm), ratio: ratio(tx) });
-      results.push({ c, direction: 'rx', raw: median(rx.raw), kvm: median(rx.kvm), ratio: ratio(rx) });
+      if (directions.includes('tx')) results.push({ c, direction: 'tx', raw: median(tx.raw), kvm: median(tx.kvm), ratio: ratio(tx) });
+      if (directions.includes('rx')) results.push({ c, direction: 'rx', raw: median(rx.raw), kvm: median(rx.kvm), ratio: ratio(rx) });
     }
     plain.close();
     udp.close();
