@@ -64,6 +64,12 @@ export class SplitQueue {
   private readonly availRing: DataView;
   private readonly usedRing: DataView;
   private nextAvail = 0;
+  /**
+   * Entries past nextAvail the driver had published when avail.idx was last read: popInto reads
+   * avail.idx again only when these run out (the line the driver keeps writing is read once per
+   * batch, not per chain). avail.idx never moves back, so they stay available.
+   */
+  private knownAvailable = 0;
   private nextUsed = 0;
   /** used.idx at the previous needsNotification call, and how many entries were added since. */
   private usedAtLastCheck = 0;
@@ -100,11 +106,13 @@ export class SplitQueue {
     const availIndex = this.availRing.getUint16(AVAIL_IDX, true);
     const pending = (availIndex - this.nextAvail) & INDEX_MASK;
     if (pending > this.size) {
+      this.knownAvailable = 0;
       throw new QueueError(
         'avail-overrun',
         `avail.idx ${availIndex} is ${pending} entries ahead of ${this.nextAvail} in a queue of ${this.size}`,
       );
     }
+    this.knownAvailable = pending;
     return pending;
   }
 
@@ -128,6 +136,7 @@ export class SplitQueue {
       }
     }
     this.nextAvail = nextAvail;
+    this.knownAvailable = 0;
     this.nextUsed = nextUsed;
     this.usedAtLastCheck = nextUsed;
     this.addedSinceCheck = 0;
@@ -148,7 +157,7 @@ export class SplitQueue {
    * false when the driver has posted nothing new. Same checks and errors as pop().
    */
   popInto(chain: DescriptorChain): boolean {
-    if (this.pendingCount === 0) return false;
+    if (this.knownAvailable === 0 && this.pendingCount === 0) return false;
     // The ring entry is read after avail.idx: x86 never reorders a load before an earlier load,
     // so this is the spec's read barrier at no cost.
     const slot = this.nextAvail & (this.size - 1);
@@ -158,6 +167,7 @@ export class SplitQueue {
       throw new QueueError('bad-head', `avail ring entry ${entry} names head ${head} in a queue of ${this.size}`);
     }
     this.nextAvail = (this.nextAvail + 1) & INDEX_MASK;
+    this.knownAvailable--;
     walkChainInto(this.chainSource, head, chain);
     return true;
   }
@@ -165,7 +175,9 @@ export class SplitQueue {
   /** False once the driver has reset the device (the rings may be another session's by now). */
   get current(): boolean {
     const s = this.session;
-    return s === undefined || Atomics.load(s.words, s.index) === s.epoch;
+    // A plain read: this runs per used element, and the word only has to be seen eventually
+    // (a call boundary away); Atomics.load is not inlined here and costs a builtin call.
+    return s === undefined || s.words[s.index] === s.epoch;
   }
 
   /**
