@@ -71,6 +71,8 @@ async function bootWithEveryDevice(transport: 'pci' | 'mmio'): Promise<void> {
   assert.match(log, 'smp: Brought up 1 node, 2 CPUs', context);
   // virtio-blk: root mounted read-write, and the host sees the mount in the superblock.
   assert.match(log, /virtio_blk virtio\d+: \[vda\] 131072 512-byte logical blocks/, context);
+  // One request queue per vCPU, each served by its own data-plane thread.
+  assert.match(log, /virtio_blk virtio\d+: 2\/0\/0 default\/read\/poll queues/, context);
   assert.match(log, 'EXT4-fs (vda): mounted filesystem', context);
   assert.is(mountCount(image), 1, 'the host sees the mount in the ext4 superblock');
   // virtio-console: after hvc0 registers, every message goes to both consoles (both reach our stdout).
