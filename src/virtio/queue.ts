@@ -14,6 +14,9 @@ import { QueueError } from './queue-error.js';
 import { vringNeedEvent } from './queue-event-idx.js';
 import {
   AVAIL_ENTRY_SIZE,
+  DESC_ADDR,
+  DESC_FLAGS,
+  DESC_LEN,
   AVAIL_FLAGS,
   AVAIL_IDX,
   AVAIL_RING,
@@ -32,7 +35,7 @@ import {
   type QueueLayout,
   type QueueOptions,
 } from './queue-layout.js';
-import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_F_NO_NOTIFY } from './virtio-constants.js';
+import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_F_NO_NOTIFY } from './virtio-constants.js';
 
 export { QueueError, type QueueErrorKind } from './queue-error.js';
 export type { QueueLayout, QueueOptions } from './queue-layout.js';
@@ -46,6 +49,17 @@ export interface QueueIndexes {
 }
 
 const MAX_USED_LENGTH = 0xffff_ffff;
+/** Largest high word of a descriptor address that keeps it a safe integer (< 2^53). */
+const MAX_SAFE_HIGH = 0x1f_ffff;
+const TWO_32 = 0x1_0000_0000;
+
+/** popWritableBuffer's answers. */
+export const POP_NONE = 0;
+/** A single device-writable descriptor: its buffer is in the caller's `buffer` array. */
+export const POP_BUFFER = 1;
+/** Any other chain (or a malformed one): walked into the caller's DescriptorChain as popInto does. */
+export const POP_CHAIN = 2;
+export type PopResult = typeof POP_NONE | typeof POP_BUFFER | typeof POP_CHAIN;
 
 /**
  * Where a queue learns that the driver reset the device under it: a shared word that changes at
@@ -170,6 +184,47 @@ export class SplitQueue {
     this.knownAvailable--;
     walkChainInto(this.chainSource, head, chain);
     return true;
+  }
+
+  /**
+   * popInto with a fast path for the commonest receive buffer, one device-writable descriptor
+   * (Linux's mergeable buffers): then `buffer` gets [head, guest address, host address, length]
+   * and no DescriptorChain is built. Anything else (several descriptors, indirect, a zero length,
+   * a buffer that is not RAM) is walked into `chain` with every check of popInto. Same errors.
+   */
+  popWritableBuffer(buffer: Float64Array, chain: DescriptorChain): PopResult {
+    if (this.knownAvailable === 0 && this.pendingCount === 0) return POP_NONE;
+    const slot = this.nextAvail & (this.size - 1);
+    const head = this.availRing.getUint16(AVAIL_RING + slot * AVAIL_ENTRY_SIZE, true);
+    if (head >= this.size) {
+      const entry = this.nextAvail;
+      throw new QueueError('bad-head', `avail ring entry ${entry} names head ${head} in a queue of ${this.size}`);
+    }
+    this.nextAvail = (this.nextAvail + 1) & INDEX_MASK;
+    this.knownAvailable--;
+    const source = this.chainSource;
+    const table = source.descTable;
+    const at = head * VIRTQ_DESC_SIZE;
+    // Each field is read once; the general walk below reads them again only for chains it must
+    // judge itself, and judges them from scratch.
+    const flags = table.getUint16(at + DESC_FLAGS, true);
+    const length = table.getUint32(at + DESC_LEN, true);
+    const high = table.getUint32(at + DESC_ADDR + 4, true);
+    if (flags === VIRTQ_DESC_F_WRITE && length > 0 && high <= MAX_SAFE_HIGH) {
+      const address = high * TWO_32 + table.getUint32(at + DESC_ADDR, true);
+      const memory = source.memory;
+      const region = memory.regionIndex(address, length);
+      const hostBase = region < 0 ? -1 : memory.regionHost(region);
+      if (hostBase >= 0) {
+        buffer[0] = head;
+        buffer[1] = address;
+        buffer[2] = hostBase + (address - memory.regionBase(region));
+        buffer[3] = length;
+        return POP_BUFFER;
+      }
+    }
+    walkChainInto(source, head, chain);
+    return POP_CHAIN;
   }
 
   /** False once the driver has reset the device (the rings may be another session's by now). */

@@ -34,7 +34,7 @@
  */
 import type createDebug from 'debug';
 import { DescriptorChain } from '../../descriptor-chain.js';
-import type { SplitQueue } from '../../queue.js';
+import { POP_BUFFER, POP_NONE, type SplitQueue } from '../../queue.js';
 import type { DataPlaneHost, VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
 import { IoUring, RWF_NOWAIT } from '../../../vmm/io-uring.js';
@@ -144,6 +144,8 @@ export class Receiver {
   private batchSize = 1;
   private readonly ring: IoUring | null;
   private readonly chain = new DescriptorChain();
+  /** A single-descriptor buffer popWritableBuffer found: head, guest address, host address, length. */
+  private readonly popped = new Float64Array(4);
   private readonly spills: SpilledFrame[] = [];
   private watching = false;
   private failed = false;
@@ -231,9 +233,37 @@ export class Receiver {
     const wanted = mergeable ? Math.max(this.largest, this.batchSize * this.window) : 0;
     while (mergeable ? this.poolCapacity < wanted : this.pooled < this.batchSize) {
       if (this.iovEnd - this.iovStart > POOL_IOVECS || this.poolEnd - this.poolHead > POOL_IOVECS) return;
-      if (!queue.popInto(chain)) return;
-      if (this.usable(chain)) this.addToPool(chain);
+      const popped = queue.popWritableBuffer(this.popped, chain);
+      if (popped === POP_NONE) return;
+      if (popped === POP_BUFFER) this.addBufferToPool();
+      else if (this.usable(chain)) this.addToPool(chain);
     }
+  }
+
+  /** addToPool for the single-descriptor buffer in `popped` (no DescriptorChain was built). */
+  private addBufferToPool(): void {
+    const popped = this.popped;
+    const head = popped[0]!;
+    const length = popped[3]!;
+    if (length < VIRTIO_NET_HDR_SIZE) {
+      const { queue, stats, log } = this.context;
+      log('receive buffer %d unusable: shorter than the 12-byte header', head);
+      stats.add('rxBadChains');
+      queue.addUsed(head, 0);
+      return;
+    }
+    if (this.iovEnd + 1 > IOV_CAPACITY || this.poolEnd === IOV_CAPACITY) this.compact();
+    const p = this.poolEnd++;
+    const at = this.iovEnd++;
+    this.poolHeads[p] = head;
+    this.poolCaps[p] = length;
+    this.poolIov[p] = at;
+    this.poolIovCount[p] = 1;
+    this.poolHeader[p] = popped[1]!;
+    this.buffers.iovecs.set(at, popped[2]!, length);
+    this.iovGuest[at] = popped[1]!;
+    this.iovLength[at] = length;
+    this.poolCapacity += length;
   }
 
   /** A chain that cannot be a receive buffer goes straight back, empty. */
@@ -451,21 +481,22 @@ export class Receiver {
   /** Returns a frame of n bytes (header included) held by the pool's chains from `start` on; marks them consumed. */
   private deliverFromPool(n: number, start: number): void {
     const { queue } = this.context;
+    // Used elements first (the driver sees none of them before publishUsed), then the header
+    // once the number of buffers is known, then all of them at once: a driver reading
+    // num_buffers expects every one there.
     let chains = 0;
-    for (let left = n; left > 0; chains++) left -= Math.min(this.poolCaps[start + chains]!, left);
+    for (let left = n; left > 0; chains++) {
+      const p = start + chains;
+      const capacity = this.poolCaps[p]!;
+      const length = capacity < left ? capacity : left;
+      queue.fillUsed(this.poolHeads[p]!, length);
+      left -= length;
+      this.poolCapacity -= capacity;
+      this.consumed[p] = 1;
+    }
     const header = this.poolHeader[start]!;
     if (header >= 0) this.writeHeader(header, chains);
     else this.writeSplitHeader(this.piecesOf(start), chains);
-    let left = n;
-    for (let c = 0; c < chains; c++) {
-      const p = start + c;
-      const length = Math.min(this.poolCaps[p]!, left);
-      queue.fillUsed(this.poolHeads[p]!, length);
-      left -= length;
-      this.poolCapacity -= this.poolCaps[p]!;
-      this.consumed[p] = 1;
-    }
-    // All of the frame's buffers at once: a driver reading num_buffers expects them all there.
     queue.publishUsed();
     this.delivered(n);
   }
