@@ -22,6 +22,12 @@ function filled(list: Array<[number, number]>): IovecArray {
   return array;
 }
 
+test('set stores 64-bit host addresses: user-space addresses up to 2^47 and across 2^32', () => {
+  const bases = [0, 0x1000, TWO_32 - 1, TWO_32, TWO_32 + 0x1234, 0x7fff_f7ff_f000, 2 ** 47 - 4096];
+  const array = filled(bases.map((base) => [base, 64]));
+  assert.equal(entries(array, 0, bases.length), bases.map((base) => [base, 64]));
+});
+
 test('adjacent entries are joined, gaps and backward steps are kept', () => {
   const source = filled([
     [0x10000, 4096],
