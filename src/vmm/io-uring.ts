@@ -343,8 +343,11 @@ export class IoUring {
 /** Writes iovec `index` of the array `iovecs` (a Uint32Array over native memory). */
 export function setIovec(iovecs: Uint32Array, index: number, base: number, length: number): void {
   const at = (index * IOVEC_SIZE) / 4;
-  iovecs[at] = base % 0x1_0000_0000;
-  iovecs[at + 1] = Math.floor(base / 0x1_0000_0000);
-  iovecs[at + 2] = length % 0x1_0000_0000;
-  iovecs[at + 3] = Math.floor(length / 0x1_0000_0000);
+  // As setU64: a truncation and an exact multiplication, not % and a division.
+  const baseLow = base >>> 0;
+  const lengthLow = length >>> 0;
+  iovecs[at] = baseLow;
+  iovecs[at + 1] = (base - baseLow) * INVERSE_TWO_32;
+  iovecs[at + 2] = lengthLow;
+  iovecs[at + 3] = (length - lengthLow) * INVERSE_TWO_32;
 }

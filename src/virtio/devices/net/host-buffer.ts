@@ -63,8 +63,9 @@ export class IovecArray {
         target[j + 3] = 0;
       }
       const sum = low + length;
-      endLow = sum % TWO_32;
-      endHigh = high + (sum >= TWO_32 ? 1 : 0);
+      const carry = sum >= TWO_32 ? 1 : 0;
+      endLow = sum - carry * TWO_32;
+      endHigh = high + carry;
     }
     return j / 4 + 1 - to;
   }
