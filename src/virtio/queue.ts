@@ -171,7 +171,15 @@ export class SplitQueue {
    * false when the driver has posted nothing new. Same checks and errors as pop().
    */
   popInto(chain: DescriptorChain): boolean {
-    if (this.knownAvailable === 0 && this.pendingCount === 0) return false;
+    const head = this.takeAvailHead();
+    if (head < 0) return false;
+    walkChainInto(this.chainSource, head, chain);
+    return true;
+  }
+
+  /** The head of the next available chain (moving past it), or -1 when the driver posted nothing new. */
+  private takeAvailHead(): number {
+    if (this.knownAvailable === 0 && this.pendingCount === 0) return -1;
     // The ring entry is read after avail.idx: x86 never reorders a load before an earlier load,
     // so this is the spec's read barrier at no cost.
     const slot = this.nextAvail & (this.size - 1);
@@ -182,8 +190,7 @@ export class SplitQueue {
     }
     this.nextAvail = (this.nextAvail + 1) & INDEX_MASK;
     this.knownAvailable--;
-    walkChainInto(this.chainSource, head, chain);
-    return true;
+    return head;
   }
 
   /**
@@ -193,15 +200,8 @@ export class SplitQueue {
    * a buffer that is not RAM) is walked into `chain` with every check of popInto. Same errors.
    */
   popWritableBuffer(buffer: Float64Array, chain: DescriptorChain): PopResult {
-    if (this.knownAvailable === 0 && this.pendingCount === 0) return POP_NONE;
-    const slot = this.nextAvail & (this.size - 1);
-    const head = this.availRing.getUint16(AVAIL_RING + slot * AVAIL_ENTRY_SIZE, true);
-    if (head >= this.size) {
-      const entry = this.nextAvail;
-      throw new QueueError('bad-head', `avail ring entry ${entry} names head ${head} in a queue of ${this.size}`);
-    }
-    this.nextAvail = (this.nextAvail + 1) & INDEX_MASK;
-    this.knownAvailable--;
+    const head = this.takeAvailHead();
+    if (head < 0) return POP_NONE;
     const source = this.chainSource;
     const table = source.descTable;
     const at = head * VIRTQ_DESC_SIZE;
