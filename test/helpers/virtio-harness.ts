@@ -149,6 +149,10 @@ export class VirtioMmioHarness {
 
   /** Lays out queue `index` with `size` entries and enables it. */
   setupQueue(index: number, size: number): MockSplitQueueDriver {
+    // Fresh rings start zeroed, as a driver's freshly allocated ones do: what a previous session
+    // left there (a bogus avail.idx) must not be seen by a device that activates before the
+    // first buffer is posted.
+    this.memory.fill(RING_AREA + index * RING_STRIDE, RING_STRIDE, 0);
     const driver = MockSplitQueueDriver.create(this.memory, RING_AREA + index * RING_STRIDE, size, {
       scratchBase: RING_AREA + index * RING_STRIDE + RING_STRIDE / 2,
     });
