@@ -15,7 +15,9 @@
  * thread watches the avail rings until `pollMicroseconds` pass without work
  * (at most POLL_MAX_US in all), notifications still off, so a driver that
  * answers completions with new requests at once needs no kick (each kick and
- * wake-up costs tens of µs on a nested host). Requests are handed to the
+ * wake-up costs tens of µs on a nested host); while requests are in flight it
+ * keeps watching for their completions up to POLL_MAX_US, so a 1 MiB O_DIRECT
+ * request at queue depth 1 is answered without a wake-up of its own. Requests are handed to the
  * kernel every SUBMIT_BATCH, not all at the end, and what those submits
  * completed (page-cache hits) is announced right away, so the driver refills
  * while the rest are served instead of after the whole queue depth.
@@ -322,8 +324,9 @@ export class VirtioBlk implements VirtioDevice {
    * After answering, watch the avail rings before sleeping: a driver that answers completions
    * with new requests then finds notifications still off and needs no kick, and the device no
    * wake-up (QEMU's iothreads poll the same way). Completions are answered as they arrive
-   * meanwhile. Polling stops after `pollMicroseconds` without progress, or after POLL_MAX_US in
-   * all so the epoll loop (resets, other fds) gets its turn.
+   * meanwhile. Polling stops after `pollMicroseconds` without progress (I/O in flight counts as
+   * progress to come), or after POLL_MAX_US in all so the epoll loop (resets, other fds) gets
+   * its turn.
    */
   private poll(): void {
     const queues = this.context!.queues;
@@ -350,7 +353,9 @@ export class VirtioBlk implements VirtioDevice {
       } else if (spins % POLL_CLOCK_EVERY === 0) {
         // Reading the clock costs more than a look at the rings: only every few spins. The driver
         // may be waiting for this very CPU (a loaded host): give it the chance to run.
-        if (performance.now() >= idleDeadline) break;
+        // While requests are in flight their completions are progress to come: wait for them here
+        // (up to POLL_MAX_US in all) rather than pay a wake-up for each.
+        if (performance.now() >= (this.opsInFlight > 0 ? hardDeadline : idleDeadline)) break;
         schedYield();
       }
     }
