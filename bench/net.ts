@@ -185,9 +185,14 @@ async function main(): Promise<void> {
     plain.close();
     udp.close();
   } finally {
-    const stats = bed.stats.snapshot();
-    await raw.close();
-    await bed.close();
+    let stats: Record<string, number> = {};
+    try {
+      stats = bed.stats.snapshot();
+      await raw.close();
+    } finally {
+      // The namespace and its TAP go whatever happened before.
+      await bed.close();
+    }
     const drops = Object.entries(stats).filter(([k, v]) => /Dropped|Errors|BadChains/.test(k) && v > 0);
     if (drops.length) console.log(`device drops/errors: ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   }

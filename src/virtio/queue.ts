@@ -81,7 +81,9 @@ export class SplitQueue {
   /**
    * Entries past nextAvail the driver had published when avail.idx was last read: popInto reads
    * avail.idx again only when these run out (the line the driver keeps writing is read once per
-   * batch, not per chain). avail.idx never moves back, so they stay available.
+   * batch, not per chain). A driver never moves avail.idx back (2.7.6); one that does gets the
+   * entries it published and then retracted (each still fully checked) and its overrun reported
+   * at most `size` pops later.
    */
   private knownAvailable = 0;
   private nextUsed = 0;
@@ -231,7 +233,9 @@ export class SplitQueue {
   get current(): boolean {
     const s = this.session;
     // A plain read: this runs per used element, and the word only has to be seen eventually
-    // (a call boundary away); Atomics.load is not inlined here and costs a builtin call.
+    // (a call boundary away); Atomics.load is not inlined here and costs a builtin call. What
+    // matters is the read after a system call that outlived a reset, and a call is never
+    // optimised across.
     return s === undefined || s.words[s.index] === s.epoch;
   }
 

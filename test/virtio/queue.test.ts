@@ -294,6 +294,21 @@ test('an avail.idx more than size ahead is fatal', () => {
   assert.is(driver.usedIndex, 0, 'nothing was completed');
 });
 
+test('avail.idx moved back after a partial pop: the entries seen before are popped (checked), then the overrun is fatal', () => {
+  const { driver, queue } = setupQueue({ size: 8 });
+  for (let i = 0; i < 4; i++) driver.addChain([{ address: BUFFER_BASE + i * 64, length: 64, writable: true }]);
+  const first = queue.pop();
+  assert.ok(first && !first.error);
+  driver.publishAvailIndex(1); // retracts entries 1-3, which a driver never does (2.7.6)
+  for (let i = 1; i < 4; i++) {
+    const chain = queue.pop();
+    assert.ok(chain && !chain.error, `entry ${i} was published when avail.idx was read`);
+    assert.is(chain.writableLength, 64);
+  }
+  assertQueueError(() => queue.pop(), 'avail-overrun', true);
+  assertQueueError(() => queue.pop(), 'avail-overrun', true);
+});
+
 test('the avail index wraps at 2^16', () => {
   const { driver, queue } = setupQueue({ size: 8 });
   driver.resetIndexes(0xfffe);

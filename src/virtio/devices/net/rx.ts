@@ -600,14 +600,15 @@ export class Receiver {
   /** Publishes a completed spilled or queued frame: its header, then all its chains at once. */
   private handOver(frame: SpilledFrame): void {
     const { queue } = this.context;
-    this.writeSplitHeader(frame.header, frame.heads.length);
-    // The read's own chains hold `readCapacity` bytes in all; the others what was copied.
+    // The read's own chains hold `readCapacity` bytes in all; the others what was copied. Used
+    // elements first, as deliverFromPool does (nothing is visible before publishUsed).
     let left = frame.length;
     for (let i = 0; i < frame.heads.length; i++) {
       const length = Math.min(frame.lengths[i]!, left);
       queue.fillUsed(frame.heads[i]!, length);
       left -= length;
     }
+    this.writeSplitHeader(frame.header, frame.heads.length);
     queue.publishUsed();
     this.delivered(frame.length);
   }
