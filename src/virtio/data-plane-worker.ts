@@ -2,10 +2,10 @@
  * A virtio device's data-plane thread. It sleeps in epoll_wait on its control
  * eventfd, the ioeventfds of the queues it serves (all of the device's, or
  * its share when the device splits them among threads), the line's resample
- * fd and any fd the device watches; guest kicks reach it
- * without any userspace exit, and it answers through irqfds. Activation and
- * reset arrive through the shared transport state and the control eventfd,
- * so this thread never needs the main thread's event loop.
+ * fd and any fd the device watches; guest kicks reach it without any
+ * userspace exit, and it answers through irqfds. Activation and reset arrive
+ * through the shared transport state and the control eventfd, so this thread
+ * never needs the main thread's event loop.
  */
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
