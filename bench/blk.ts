@@ -28,7 +28,7 @@ import type { BlkEngineKind, BlkOptions } from '../src/virtio/devices/blk/option
 import * as V from '../src/virtio/virtio-constants.js';
 import { VirtioMmioHarness } from '../test/helpers/virtio-harness.js';
 import { BenchQueue, type Pattern, type PatternResult } from './blk/driver.js';
-import { fioAvailable, runFio, runUringLoop, type BaselineTool } from './blk/host-baseline.js';
+import { fioAvailable, reserveHugePages, runFio, runUringLoop, type BaselineTool } from './blk/host-baseline.js';
 import { guestSeqread, qemuAvailable, type GuestVmm } from './blk/guest-seqread.js';
 
 const PATTERNS: readonly Pattern[] = [
@@ -231,13 +231,18 @@ async function main(): Promise<void> {
   const file = path.join(dir, 'bench.img');
   ensureImage(file, sizeBytes);
   const tool: BaselineTool = fioAvailable() ? 'fio' : 'io_uring loop';
+  // fio's buffers in huge pages, like the device's guest RAM (see reserveHugePages): 16 pages of
+  // 2 MiB cover the largest buffer set, 32 x 4 KiB or 1 x 1 MiB.
+  const huge = tool === 'fio' ? reserveHugePages(16) : { available: false, release: () => {} };
+  process.on('exit', () => huge.release());
+  console.log(`bench/blk: fio buffers in ${huge.available ? 'huge pages (as the device\'s guest RAM)' : 'ordinary pages (no huge pages could be reserved)'}`);
   console.log(`bench/blk: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} CPUs at the start`);
   printHeader(tool, rounds, seconds);
   let missed = 0;
   for (const mode of modes) {
     if (mode === 'buffered') spawnSync('cat', [file], { stdio: ['ignore', 'ignore', 'ignore'] }); // both sides read a warm cache
     const baseline = (p: Pattern): PatternResult => {
-      const result = tool === 'fio' ? runFio(file, sizeBytes, p, mode === 'direct', seconds) : runUringLoop(file, sizeBytes, p, mode === 'direct', seconds);
+      const result = tool === 'fio' ? runFio(file, sizeBytes, p, mode === 'direct', seconds, huge.available) : runUringLoop(file, sizeBytes, p, mode === 'direct', seconds);
       if (p.write) spawnSync('sync');
       return result;
     };

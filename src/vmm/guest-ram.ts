@@ -5,6 +5,7 @@
 import { GuestMemory, type RegionDescriptor } from './guest-memory.js';
 import type { VmFd } from './kvm.js';
 import {
+  MADV_HUGEPAGE,
   MADV_MERGEABLE,
   MAP_ANONYMOUS,
   MAP_NORESERVE,
@@ -33,10 +34,23 @@ export interface GuestRam {
   readonly regions: readonly RegionDescriptor[];
 }
 
+/**
+ * Host memory for a stretch of guest RAM: anonymous, reserved lazily, backed by transparent huge
+ * pages where the host allows (fewer TLB misses for the guest; and a guest buffer spans few
+ * physical segments, so an O_DIRECT transfer of 1 MiB reaches the disk as one request instead of
+ * being split at the device's segment limit), and offered to KSM.
+ */
+export function mapGuestRam(size: number): number {
+  const hostAddress = mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+  // Advice only: a host without THP or KSM simply ignores it.
+  madvise(hostAddress, size, MADV_HUGEPAGE);
+  madvise(hostAddress, size, MADV_MERGEABLE);
+  return hostAddress;
+}
+
 export function allocateGuestRam(vm: VmFd, bytes: number): GuestRam {
   const regions: RegionDescriptor[] = ramLayout(bytes).map(([guestBase, size], slot) => {
-    const hostAddress = mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
-    madvise(hostAddress, size, MADV_MERGEABLE);
+    const hostAddress = mapGuestRam(size);
     vm.setUserMemoryRegion(slot, guestBase, size, hostAddress);
     return { guestBase, size, hostAddress };
   });

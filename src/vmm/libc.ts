@@ -126,6 +126,7 @@ export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
 const MAP_FAILED = 2 ** 64 - 1;
 export const MADV_MERGEABLE = 12;
+export const MADV_HUGEPAGE = 14;
 export const MADV_DONTFORK = 10;
 export const EFD_CLOEXEC = 0o2000000;
 export const EFD_NONBLOCK = 0o4000;

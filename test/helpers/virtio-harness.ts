@@ -7,25 +7,19 @@
  * Used by the device tests and by bench/.
  */
 import createDebug from 'debug';
-import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
+import { mapGuestRam, memoryFromRegions } from '../../src/vmm/guest-ram.js';
 import type { GuestMemory, RegionDescriptor } from '../../src/vmm/guest-memory.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
   EPOLLIN,
   EPOLL_EVENT_SIZE,
-  MAP_ANONYMOUS,
-  MAP_NORESERVE,
-  MAP_PRIVATE,
-  PROT_READ,
-  PROT_WRITE,
   close,
   drainEventfd,
   epollAdd,
   epollCreate,
   epollWait,
   eventfd,
-  mmap,
   munmap,
   signalEventfd,
 } from '../../src/vmm/libc.js';
@@ -64,7 +58,8 @@ export class VirtioMmioHarness {
   readonly queues: MockSplitQueueDriver[] = [];
 
   constructor(subject: HarnessDevice, memoryBytes = 64 * 2 ** 20) {
-    const hostAddress = mmap(memoryBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
+    // The same mapping the VMM gives guest RAM (huge pages where the host allows).
+    const hostAddress = mapGuestRam(memoryBytes);
     this.region = { guestBase: 0, size: memoryBytes, hostAddress };
     this.memory = memoryFromRegions([this.region]);
     const { device } = subject;
