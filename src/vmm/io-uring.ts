@@ -227,11 +227,8 @@ export class IoUring {
     return at;
   }
 
-  /** Stores an integer below 2^53 in magnitude (-1 too: all ones) as two words. */
   private setU64(word: number, value: number): void {
-    const low = value >>> 0;
-    this.sqes[word] = low;
-    this.sqes[word + 1] = (value - low) * INVERSE_TWO_32;
+    setU64Words(this.sqes, word, value);
   }
 
   /**
@@ -343,11 +340,17 @@ export class IoUring {
 /** Writes iovec `index` of the array `iovecs` (a Uint32Array over native memory). */
 export function setIovec(iovecs: Uint32Array, index: number, base: number, length: number): void {
   const at = (index * IOVEC_SIZE) / 4;
-  // As setU64: a truncation and an exact multiplication, not % and a division.
-  const baseLow = base >>> 0;
-  const lengthLow = length >>> 0;
-  iovecs[at] = baseLow;
-  iovecs[at + 1] = (base - baseLow) * INVERSE_TWO_32;
-  iovecs[at + 2] = lengthLow;
-  iovecs[at + 3] = (length - lengthLow) * INVERSE_TWO_32;
+  setU64Words(iovecs, at, base);
+  setU64Words(iovecs, at + 2, length);
+}
+
+/**
+ * Stores an integer below 2^53 in magnitude (-1 too: all ones) as two little-endian words at
+ * `words[at]`: ToUint32 is exact for such integers and compiles to a truncation, and the rest
+ * divides exactly by a power of two (no % and no division: this runs per SQE and per iovec).
+ */
+export function setU64Words(words: Uint32Array, at: number, value: number): void {
+  const low = value >>> 0;
+  words[at] = low;
+  words[at + 1] = (value - low) * INVERSE_TWO_32;
 }

@@ -5,8 +5,9 @@
  * BLK_MAX_DATA_PLANE_THREADS per disk, then threads take several queues);
  * each thread has its own instance of this class, with its own engine, slots
  * and flush ordering (a FLUSH covers the writes completed before it, and
- * those on other queues were completed by their own threads). A popped chain becomes a request (request.ts); its data goes straight
- * between the image and the guest's buffers (iovecs of host addresses of
+ * those on other queues were completed by their own threads). A popped
+ * chain becomes a request (request.ts); its data goes straight between the
+ * image and the guest's buffers (iovecs of host addresses of
  * guest RAM, no copy) through the I/O engine: io_uring, with as many
  * operations in flight as the queues hold, or synchronous calls where the
  * host has no io_uring. Completions arrive on an eventfd watched by the same
@@ -17,8 +18,8 @@
  * answers completions with new requests at once needs no kick (each kick and
  * wake-up costs tens of µs on a nested host); while requests are in flight it
  * keeps watching for their completions up to POLL_MAX_US, so a 1 MiB O_DIRECT
- * request at queue depth 1 is answered without a wake-up of its own. Requests are handed to the
- * kernel every SUBMIT_BATCH, not all at the end, and what those submits
+ * request at queue depth 1 is answered without a wake-up of its own.
+ * Requests are handed to the kernel every SUBMIT_BATCH, not all at the end, and what those submits
  * completed (page-cache hits) is announced right away, so the driver refills
  * while the rest are served instead of after the whole queue depth.
  *

@@ -1,9 +1,9 @@
 /** iovec arrays in host memory (a HostBuffer), for readv/writev on the TAP. */
 import { IOVEC_SIZE } from '../../../vmm/libc.js';
+import { setIovec } from '../../../vmm/io-uring.js';
 import { HostBuffer } from '../../../vmm/host-buffer.js';
 
 const TWO_32 = 0x1_0000_0000;
-const INVERSE_TWO_32 = 1 / TWO_32;
 
 /** An array of struct iovec in host memory. */
 export class IovecArray {
@@ -21,15 +21,7 @@ export class IovecArray {
   }
 
   set(index: number, base: number, length: number): void {
-    const at = index * 4;
-    const w = this.words;
-    // ToUint32 is exact for integers below 2^53 and compiles to a truncation, unlike % and a
-    // division (this runs per receive buffer); the rest divides exactly by a power of two.
-    const low = base >>> 0;
-    w[at] = low;
-    w[at + 1] = (base - low) * INVERSE_TWO_32;
-    w[at + 2] = length;
-    w[at + 3] = 0;
+    setIovec(this.words, index, base, length);
   }
 
   /** Moves entries [from, from + count) to [to, …) (overlap allowed). */

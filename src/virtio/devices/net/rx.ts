@@ -246,10 +246,7 @@ export class Receiver {
     const head = popped[0]!;
     const length = popped[3]!;
     if (length < VIRTIO_NET_HDR_SIZE) {
-      const { queue, stats, log } = this.context;
-      log('receive buffer %d unusable: shorter than the 12-byte header', head);
-      stats.add('rxBadChains');
-      queue.addUsed(head, 0);
+      this.returnUnusable(head, 'shorter than the 12-byte header');
       return;
     }
     if (this.iovEnd + 1 > IOV_CAPACITY || this.poolEnd === IOV_CAPACITY) this.compact();
@@ -271,11 +268,16 @@ export class Receiver {
     if (!chain.error && chain.readableLength === 0 && chain.writableLength >= VIRTIO_NET_HDR_SIZE && chain.segmentCount <= RX_MAX_SEGMENTS) {
       return true;
     }
-    const { queue, stats, log } = this.context;
-    log('receive buffer %d unusable: %s', chain.head, chain.error?.message ?? 'not a write-only buffer of 12 bytes or more in at most 64 pieces');
-    stats.add('rxBadChains');
-    queue.addUsed(chain.head, 0);
+    this.returnUnusable(chain.head, chain.error?.message ?? 'not a write-only buffer of 12 bytes or more in at most 64 pieces');
     return false;
+  }
+
+  /** Gives a buffer that cannot take a frame back to the driver, empty, and counts it. */
+  private returnUnusable(head: number, why: string): void {
+    const { queue, stats, log } = this.context;
+    log('receive buffer %d unusable: %s', head, why);
+    stats.add('rxBadChains');
+    queue.addUsed(head, 0);
   }
 
   private addToPool(chain: DescriptorChain): void {
