@@ -7,7 +7,7 @@
 import type { GuestMemory } from '../vmm/guest-memory.js';
 import { DescriptorChain } from './descriptor-chain.js';
 import { QueueError, type QueueErrorKind } from './queue-error.js';
-import { DESC_ADDR, DESC_FLAGS, DESC_LEN, DESC_NEXT } from './queue-layout.js';
+import { DESC_ADDR, DESC_FLAGS, DESC_LEN } from './queue-layout.js';
 import {
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
@@ -53,6 +53,10 @@ export function walkChainInto({ memory, descTable, queueSize, indirect }: ChainS
   let budget = queueSize;
   let inIndirect = false;
   let index = head;
+  // The guest range of the region the last buffer was in (none yet), and its host address.
+  let regionStart = 0;
+  let regionEnd = 0;
+  let regionHost = -1;
   for (;;) {
     if (budget === 0) {
       const where = inIndirect ? ' in its indirect table' : '';
@@ -64,8 +68,10 @@ export function walkChainInto({ memory, descTable, queueSize, indirect }: ChainS
     const low = table.getUint32(at + DESC_ADDR, true);
     const high = table.getUint32(at + DESC_ADDR + 4, true);
     const length = table.getUint32(at + DESC_LEN, true);
-    const flags = table.getUint16(at + DESC_FLAGS, true);
-    const next = table.getUint16(at + DESC_NEXT, true);
+    // flags and next are adjacent 16-bit fields: one read for both.
+    const flagsAndNext = table.getUint32(at + DESC_FLAGS, true);
+    const flags = flagsAndNext & 0xffff;
+    const next = flagsAndNext >>> 16;
     // A guest-supplied address beyond 2^53 is never RAM; -1 stands for it below.
     const address = high <= MAX_SAFE_HIGH ? high * TWO_32 + low : -1;
 
@@ -103,13 +109,18 @@ export function walkChainInto({ memory, descTable, queueSize, indirect }: ChainS
     let host = -1;
     // A zero-length buffer is never accessed, so only its address has to be sane.
     if (length > 0) {
-      const region = address < 0 ? -1 : memory.regionIndex(address, length);
-      if (region < 0) {
-        chain.markMalformed(chainError(head, 'buffer-out-of-range', `buffer ${describeRange(high, low, length)} is not RAM`));
-        return;
+      // Buffers of one chain are mostly in one region: check the last one found before searching.
+      if (address < regionStart || address + length > regionEnd) {
+        const region = address < 0 ? -1 : memory.regionIndex(address, length);
+        if (region < 0) {
+          chain.markMalformed(chainError(head, 'buffer-out-of-range', `buffer ${describeRange(high, low, length)} is not RAM`));
+          return;
+        }
+        regionStart = memory.regionBase(region);
+        regionEnd = regionStart + memory.regionView(region).byteLength;
+        regionHost = memory.regionHost(region);
       }
-      const hostBase = memory.regionHost(region);
-      if (hostBase >= 0) host = hostBase + (address - memory.regionBase(region));
+      if (regionHost >= 0) host = regionHost + (address - regionStart);
     } else if (address < 0) {
       chain.markMalformed(chainError(head, 'buffer-out-of-range', `buffer ${describeRange(high, low, length)} is not RAM`));
       return;

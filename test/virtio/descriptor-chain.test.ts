@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { DescriptorChain } from '../../src/virtio/descriptor-chain.js';
 import { QueueError } from '../../src/virtio/queue.js';
+import { walkChain } from '../../src/virtio/queue-chain-walker.js';
+import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/virtio/virtio-constants.js';
 import { BUFFER_BASE, assertQueueError, pattern, setupQueue } from './queue-fixture.js';
 
 const SENTINEL = 0xee;
@@ -111,6 +113,40 @@ test('a malformed chain has nothing to read or write', () => {
   assertQueueError(() => chain.readReadable(memory, 0, 1), 'short-chain', false);
   assert.is(chain.writeWritable(memory, 0, pattern(16)), 0);
   assert.ok(memory.slice(0, 0x1000).every((b) => b === SENTINEL));
+});
+
+test('the walk finds each buffer in its own region, moving between regions and back', () => {
+  const region1 = 0x10_0000;
+  const hostOf = [0x10_0000_0000, 0x20_0000_0000];
+  const memory = new GuestMemory([
+    { guestBase: 0, bytes: new Uint8Array(0x1_0000), hostAddress: hostOf[0]! },
+    { guestBase: region1, bytes: new Uint8Array(0x1_0000), hostAddress: hostOf[1]! },
+  ]);
+  const table = 0x1000;
+  const put = (i: number, address: number, length: number, flags: number, next: number): void => {
+    memory.writeU64(table + i * 16, BigInt(address));
+    memory.writeU32(table + i * 16 + 8, length);
+    memory.writeU16(table + i * 16 + 12, flags);
+    memory.writeU16(table + i * 16 + 14, next);
+  };
+  put(0, 0x2000, 16, VIRTQ_DESC_F_NEXT, 1);
+  put(1, region1 + 0x100, 32, VIRTQ_DESC_F_NEXT, 2);
+  put(2, 0x3000, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 3);
+  put(3, region1 + 0x200, 4, VIRTQ_DESC_F_WRITE, 0);
+  const bytes = memory.slice(table, 8 * 16);
+  const source = { memory, descTable: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), queueSize: 8, indirect: false };
+  const chain = walkChain(source, 0);
+  assert.is(chain.error, undefined);
+  assert.equal(
+    [0, 1, 2, 3].map((i) => chain.hostAt(i)),
+    [hostOf[0]! + 0x2000, hostOf[1]! + 0x100, hostOf[0]! + 0x3000, hostOf[1]! + 0x200],
+  );
+  // A buffer that starts in the region just used but runs past its end is not RAM.
+  put(3, region1 + 0xfff0, 0x20, VIRTQ_DESC_F_WRITE, 0);
+  const straddling = walkChain(source, 0);
+  assert.instance(straddling.error, QueueError);
+  assert.is(straddling.error!.kind, 'buffer-out-of-range');
+  assert.is(straddling.segmentCount, 0);
 });
 
 test.run();
