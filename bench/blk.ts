@@ -12,7 +12,9 @@
  * in even rounds, device first in odd ones).
  *
  * Usage: node dist/bench/blk.js [--seconds S] [--rounds R] [--size 1G] [--dir PATH]
- *          [--mode direct,buffered] [--patterns NAMES] [--engine auto|sync] [--quick] [--no-setup]
+ *          [--mode direct,buffered] [--patterns NAMES] [--engine auto|sync] [--driver-wait halt-poll|sleep]
+ *          [--segments huge|pages]
+ *          [--quick] [--no-setup]
  * See bench/blk/README.md.
  */
 import { spawnSync } from 'node:child_process';
@@ -27,7 +29,8 @@ import { VirtioBlk } from '../src/virtio/devices/blk/device.js';
 import type { BlkEngineKind, BlkOptions } from '../src/virtio/devices/blk/options.js';
 import * as V from '../src/virtio/virtio-constants.js';
 import { VirtioMmioHarness } from '../test/helpers/virtio-harness.js';
-import { BenchQueue, type Pattern, type PatternResult } from './blk/driver.js';
+import { BenchQueue, parseDataSegments, type DriverSettings, type Pattern, type PatternResult } from './blk/driver.js';
+import { parseDriverWait } from './halt-poll.js';
 import { fioAvailable, reserveHugePages, runFio, runUringLoop, type BaselineTool } from './blk/host-baseline.js';
 import { guestSeqread, qemuAvailable, type GuestVmm } from './blk/guest-seqread.js';
 
@@ -87,7 +90,15 @@ const median = (values: number[]): number => {
  * of host and device back to back, the order alternating, so drift of this shared machine falls
  * on both sides alike.
  */
-async function runMode(file: string, mode: Mode, engine: BlkEngineKind, patterns: readonly Pattern[], seconds: number, rounds: number, baseline: (p: Pattern) => PatternResult): Promise<Row[]> {
+interface RunSettings {
+  readonly engine: BlkEngineKind;
+  readonly seconds: number;
+  readonly rounds: number;
+  readonly driver: DriverSettings;
+}
+
+async function runMode(file: string, mode: Mode, patterns: readonly Pattern[], settings: RunSettings, baseline: (p: Pattern) => PatternResult): Promise<Row[]> {
+  const { engine, seconds, rounds, driver } = settings;
   const image = openDiskImage({ path: file, readOnly: false, direct: mode === 'direct' });
   const options: BlkOptions = {
     name: 'vda',
@@ -116,7 +127,7 @@ async function runMode(file: string, mode: Mode, engine: BlkEngineKind, patterns
     for (const pattern of patterns) {
       const row: Row = { mode, pattern, host: [], kvm: [] };
       const device = (): void => {
-        row.kvm.push(new BenchQueue(h, 0, ring, pattern, image.sizeBytes).run(seconds));
+        row.kvm.push(new BenchQueue(h, 0, ring, pattern, image.sizeBytes, driver).run(seconds));
         if (pattern.write) spawnSync('sync');
       };
       const host = (): void => {
@@ -141,8 +152,11 @@ async function runMode(file: string, mode: Mode, engine: BlkEngineKind, patterns
   return rows;
 }
 
-function printHeader(tool: BaselineTool, rounds: number, seconds: number): void {
+function printHeader(tool: BaselineTool, rounds: number, seconds: number, driver: DriverSettings): void {
+  const waits = driver.wait === 'halt-poll' ? 'waits for interrupts as a halting KVM vCPU does (halt polling)' : 'sleeps for every interrupt';
+  const buffers = driver.segments === 'huge' ? 'data buffers in guest huge pages (one descriptor per 1 MiB)' : 'data buffers in scattered 4 KiB pages (a descriptor each)';
   console.log(`\nhost baseline: ${tool}; kvm: virtio-blk data plane via the driver harness (no guest CPU)`);
+  console.log(`driver: ${waits}; ${buffers}`);
   console.log(`${rounds} round(s) of ${seconds} s per side and pattern, order alternating; medians, ratio of medians (range of per-round ratios)`);
   console.log(
     ['mode'.padEnd(9), 'pattern'.padEnd(18), 'host MB/s'.padStart(10), 'host IOPS'.padStart(10), 'kvm MB/s'.padStart(10), 'kvm IOPS'.padStart(10), 'kvm/host'.padStart(9), 'rounds'.padStart(12), 'goal'.padStart(10)].join(' '),
@@ -216,8 +230,11 @@ async function main(): Promise<void> {
       'no-setup': { type: 'boolean' },
       guest: { type: 'string' },
       'no-guest': { type: 'boolean' },
+      'driver-wait': { type: 'string' },
+      segments: { type: 'string' },
     },
   });
+  const driver: DriverSettings = { wait: parseDriverWait(values['driver-wait']), segments: parseDataSegments(values.segments) };
   const seconds = Number(values.seconds ?? (values.quick ? 2 : 3));
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
   const sizeBytes = parseSize(values.size ?? '1G');
@@ -235,9 +252,11 @@ async function main(): Promise<void> {
   // 2 MiB cover the largest buffer set, 32 x 4 KiB or 1 x 1 MiB.
   const huge = tool === 'fio' ? reserveHugePages(16) : { available: false, release: () => {} };
   process.on('exit', () => huge.release());
+  // Interrupted: give the pages back too (exit runs the handler above), with the shell's status for the signal.
+  for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) process.on(signal, () => process.exit(status));
   console.log(`bench/blk: fio buffers in ${huge.available ? 'huge pages (as the device\'s guest RAM)' : 'ordinary pages (no huge pages could be reserved)'}`);
   console.log(`bench/blk: load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${availableParallelism()} CPUs at the start`);
-  printHeader(tool, rounds, seconds);
+  printHeader(tool, rounds, seconds, driver);
   let missed = 0;
   for (const mode of modes) {
     if (mode === 'buffered') spawnSync('cat', [file], { stdio: ['ignore', 'ignore', 'ignore'] }); // both sides read a warm cache
@@ -246,7 +265,7 @@ async function main(): Promise<void> {
       if (p.write) spawnSync('sync');
       return result;
     };
-    const rows = await runMode(file, mode, engine, patterns, seconds, rounds, baseline);
+    const rows = await runMode(file, mode, patterns, { engine, seconds, rounds, driver }, baseline);
     spawnSync('sync');
     for (const row of rows) {
       const goal = GOALS[row.pattern.name];

@@ -2,16 +2,19 @@
  * A virtio-blk driver for benchmarks, over the host-side harness (real MMIO
  * transport, real data-plane thread, no guest CPU): it behaves like Linux's
  * virtio_blk on the ring. Every request is one indirect descriptor (header,
- * data pages, status), heads are recycled through a free list, avail.idx is
+ * data segments as DataSegments describes, status), heads are recycled through a free list, avail.idx is
  * published once per batch and the device is kicked only when avail_event
- * asks for it (EVENT_IDX); the driver sleeps in epoll_wait on the interrupt
- * eventfd with used_event set to the next entry it waits for.
+ * asks for it (EVENT_IDX); the driver waits for the interrupt with used_event
+ * set to the next entry it waits for, as a halting KVM vCPU does (halt-poll.ts:
+ * an adaptive poll window, then a sleep in epoll_wait on the interrupt eventfd).
  */
 import { memoryFence } from '../../src/virtio/memory-fence.js';
 import { VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_SIZE } from '../../src/virtio/virtio-constants.js';
 import * as S from '../../src/virtio/devices/blk/spec.js';
+import { BLK_SIZE_MAX } from '../../src/virtio/devices/blk/options.js';
 import type { VirtioMmioHarness } from '../../test/helpers/virtio-harness.js';
 import type { MockSplitQueueDriver } from '../../test/virtio/mock-driver.js';
+import { HaltPoller, interruptLine, type DriverWait, type InterruptLine } from '../halt-poll.js';
 
 export interface Pattern {
   readonly name: string;
@@ -30,6 +33,28 @@ export interface PatternResult {
 }
 
 const PAGE = 4096;
+const HUGE_PAGE = 2 * 1024 * 1024;
+
+/**
+ * How a request's data reaches the ring. Linux's virtio_blk maps a request's pages to one
+ * descriptor per physically contiguous run (blk_rq_map_sg), up to the device's size_max:
+ * - 'pages': the buffer's pages are scattered (a guest's fragmented memory): one 4 KiB
+ *   descriptor per page, 256 for a 1 MiB request;
+ * - 'huge': the buffer lies in one guest huge page (as fio's does in the host baseline):
+ *   contiguous, one descriptor up to size_max (1 MiB here).
+ */
+export type DataSegments = 'pages' | 'huge';
+
+export function parseDataSegments(text: string | undefined): DataSegments {
+  const segments = text ?? 'huge';
+  if (segments !== 'pages' && segments !== 'huge') throw new Error(`--segments "${segments}" is not pages or huge`);
+  return segments;
+}
+
+export interface DriverSettings {
+  readonly wait: DriverWait;
+  readonly segments: DataSegments;
+}
 
 /** One queue's worth of requests in flight, each with fixed buffers and its own indirect table. */
 export class BenchQueue {
@@ -37,6 +62,8 @@ export class BenchQueue {
   private readonly statuses: number[] = [];
   private readonly lastUsed: { value: number } = { value: 0 };
   private published = 0;
+  private readonly vcpu: HaltPoller;
+  private readonly line: InterruptLine;
 
   constructor(
     private readonly h: VirtioMmioHarness,
@@ -44,19 +71,25 @@ export class BenchQueue {
     private readonly ring: MockSplitQueueDriver,
     private readonly pattern: Pattern,
     private readonly capacityBytes: number,
+    settings: DriverSettings,
   ) {
+    this.vcpu = new HaltPoller(settings.wait);
+    this.line = interruptLine(h);
     const { depth, blockBytes, write } = pattern;
-    const pages = Math.ceil(blockBytes / PAGE);
+    const huge = settings.segments === 'huge';
+    const segmentBytes = huge ? BLK_SIZE_MAX : PAGE;
+    const alignment = huge ? HUGE_PAGE : PAGE;
+    const pieces = Math.ceil(blockBytes / segmentBytes);
     for (let slot = 0; slot < depth; slot++) {
       const header = h.allocate(S.BLK_REQ_HEADER_SIZE);
-      const data = Math.ceil(h.allocate(blockBytes + PAGE) / PAGE) * PAGE;
+      const data = Math.ceil(h.allocate(blockBytes + alignment) / alignment) * alignment;
       const status = h.allocate(1);
-      const table = h.allocate((pages + 2) * VIRTQ_DESC_SIZE);
+      const table = h.allocate((pieces + 2) * VIRTQ_DESC_SIZE);
       const descriptors = [
         { address: header, length: S.BLK_REQ_HEADER_SIZE, flags: VIRTQ_DESC_F_NEXT, next: 1 },
-        ...Array.from({ length: pages }, (_, p) => ({
-          address: data + p * PAGE,
-          length: Math.min(PAGE, blockBytes - p * PAGE),
+        ...Array.from({ length: pieces }, (_, p) => ({
+          address: data + p * segmentBytes,
+          length: Math.min(segmentBytes, blockBytes - p * segmentBytes),
           flags: VIRTQ_DESC_F_NEXT | (write ? 0 : VIRTQ_DESC_F_WRITE),
           next: p + 2,
         })),
@@ -143,12 +176,8 @@ export class BenchQueue {
       // Ask for an interrupt at the next entry, then look again: it may have landed meanwhile.
       this.ring.setUsedEvent(this.lastUsed.value);
       memoryFence();
-      if (this.ring.usedIndex !== this.lastUsed.value) continue;
-      const waitedSince = performance.now();
-      this.h.waitForInterrupt(10_000);
-      if (performance.now() - waitedSince >= 10_000 && this.ring.usedIndex === this.lastUsed.value) {
-        throw new Error('no completion from the device in 10 s');
-      }
+      const arrived = this.vcpu.halt(() => this.ring.usedIndex !== this.lastUsed.value, this.line, 10_000);
+      if (!arrived) throw new Error('no completion from the device in 10 s');
     }
   }
 

@@ -3,13 +3,15 @@
  * transport, real data-plane thread, no guest CPU), behaving on the rings
  * like Linux's virtio_net: fixed buffers recycled through the rings, avail.idx
  * published once per batch, a kick only when avail_event asks for one
- * (EVENT_IDX), and a sleep in epoll_wait on the interrupt eventfd with
- * used_event set to the next entry awaited.
+ * (EVENT_IDX), and a wait for the interrupt with used_event set to the next
+ * entry awaited, as a halting KVM vCPU waits (halt-poll.ts: an adaptive poll
+ * window, then a sleep in epoll_wait on the interrupt eventfd).
  */
 import { memoryFence } from '../../src/virtio/memory-fence.js';
 import { VIRTIO_NET_HDR_NUM_BUFFERS } from '../../src/virtio/devices/net/spec.js';
 import type { VirtioMmioHarness } from '../../test/helpers/virtio-harness.js';
 import type { MockSplitQueueDriver } from '../../test/virtio/mock-driver.js';
+import { HaltPoller, interruptLine, type DriverWait, type InterruptLine } from '../halt-poll.js';
 
 const INDEX_MASK = 0xffff;
 /** Part of the receive ring the driver lets fill before it is interrupted to take and repost buffers. */
@@ -22,13 +24,21 @@ class RingDriver {
   private readonly avail: DataView;
   private readonly used: DataView;
   private readonly size: number;
+  private readonly vcpu: HaltPoller;
+  /** More used entries than this are what the current wait is for. */
+  private awaitedAhead = 0;
+  private readonly awaitedArrived = (): boolean => ((this.usedIndex - this.lastUsed) & INDEX_MASK) > this.awaitedAhead;
+  private readonly line: InterruptLine;
 
   constructor(
     protected readonly h: VirtioMmioHarness,
     protected readonly queue: number,
     protected readonly ring: MockSplitQueueDriver,
+    wait: DriverWait,
   ) {
     this.size = ring.size;
+    this.vcpu = new HaltPoller(wait);
+    this.line = interruptLine(h);
     const view = (address: number, length: number): DataView => {
       const bytes = h.memory.slice(address, length);
       return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -67,28 +77,23 @@ class RingDriver {
     if (((this.published - availEvent - 1) & INDEX_MASK) < ((this.published - old) & INDEX_MASK)) this.h.kick(this.queue);
   }
 
-  /** Whether the device used more than `ahead` more entries, sleeping for interrupts until it does (false after timeoutMs). */
+  /** Whether the device used more than `ahead` more entries, waiting for interrupts until it does (false after timeoutMs). */
   protected waitForUsed(timeoutMs: number, ahead = 0): boolean {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      if (((this.usedIndex - this.lastUsed) & INDEX_MASK) > ahead) return true;
-      // Ask for an interrupt `ahead` entries on (Linux's transmit path waits for 3/4 of what is in flight),
-      // then look again: entries may have landed meanwhile.
-      this.avail.setUint16(4 + 2 * this.size, (this.lastUsed + ahead) & INDEX_MASK, true);
-      memoryFence();
-      if (((this.usedIndex - this.lastUsed) & INDEX_MASK) > ahead) return true;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      // An interrupt may be left over from entries already taken: then this returns at once.
-      this.h.waitForInterrupt(Math.ceil(left));
-    }
+    this.awaitedAhead = ahead;
+    if (this.awaitedArrived()) return true;
+    // Ask for an interrupt `ahead` entries on (Linux's transmit path waits for 3/4 of what is in flight),
+    // then halt: the halt looks again first, as entries may have landed meanwhile. An interrupt left
+    // over from entries already taken ends a sleep at once; the halt then looks again.
+    this.avail.setUint16(4 + 2 * this.size, (this.lastUsed + ahead) & INDEX_MASK, true);
+    memoryFence();
+    return this.vcpu.halt(this.awaitedArrived, this.line, timeoutMs);
   }
 }
 
 /** Sends one fixed frame (virtio-net header included) from every slot of the ring, over and over. */
 export class TxBenchDriver extends RingDriver {
-  constructor(h: VirtioMmioHarness, queue: number, ring: MockSplitQueueDriver, frame: Uint8Array) {
-    super(h, queue, ring);
+  constructor(h: VirtioMmioHarness, queue: number, ring: MockSplitQueueDriver, frame: Uint8Array, wait: DriverWait) {
+    super(h, queue, ring, wait);
     for (let slot = 0; slot < ring.size; slot++) {
       const address = h.allocate(frame.length);
       h.memory.write(address, frame);
@@ -131,8 +136,8 @@ export class RxBenchDriver extends RingDriver {
   private readonly numBuffers: DataView[] = [];
   private posted = false;
 
-  constructor(h: VirtioMmioHarness, queue: number, ring: MockSplitQueueDriver, bufferSize: number) {
-    super(h, queue, ring);
+  constructor(h: VirtioMmioHarness, queue: number, ring: MockSplitQueueDriver, bufferSize: number, wait: DriverWait) {
+    super(h, queue, ring, wait);
     for (let slot = 0; slot < ring.size; slot++) {
       const address = h.allocate(bufferSize);
       const header = h.memory.slice(address + VIRTIO_NET_HDR_NUM_BUFFERS, 2);

@@ -1,0 +1,127 @@
+/**
+ * How a benchmark driver waits for its interrupt, modelled on a KVM vCPU that halts.
+ *
+ * A guest driver with nothing left to do halts its vCPU; KVM then polls for a pending interrupt
+ * for up to a window before it puts the vCPU thread to sleep (halt polling), and adapts that
+ * window: it starts at 0, grows (10 µs, then doubling) after a halt that slept but ended within
+ * the host's limit, and shrinks (halving) after one that outlasted it. The limit and factors are
+ * the kvm module's parameters (halt_poll_ns, 200 µs by default on x86). A completion that comes
+ * within the window costs the guest no thread wake-up; the drivers here wait the same way, so
+ * the benchmarks charge the device with the wake-ups a KVM guest pays, not more
+ * (`--driver-wait sleep` keeps the plain sleep for comparison).
+ */
+import { readFileSync } from 'node:fs';
+import type { VirtioMmioHarness } from '../test/helpers/virtio-harness.js';
+
+export type DriverWait = 'halt-poll' | 'sleep';
+
+export function parseDriverWait(text: string | undefined): DriverWait {
+  const wait = text ?? 'halt-poll';
+  if (wait !== 'halt-poll' && wait !== 'sleep') throw new Error(`--driver-wait "${wait}" is not halt-poll or sleep`);
+  return wait;
+}
+
+interface HaltPollParameters {
+  readonly maxNs: number;
+  readonly growStartNs: number;
+  readonly grow: number;
+  readonly shrink: number;
+}
+
+/** KVM's x86 defaults (virt/kvm/kvm_main.c, arch/x86/include/asm/kvm_host.h). */
+const KVM_DEFAULTS: HaltPollParameters = { maxNs: 200_000, growStartNs: 10_000, grow: 2, shrink: 2 };
+
+function kvmParameter(name: string, fallback: number): number {
+  try {
+    const value = Number(readFileSync(`/sys/module/kvm/parameters/${name}`, 'utf8').trim());
+    return Number.isFinite(value) ? value : fallback;
+  } catch {
+    return fallback; // kvm not loaded: KVM's defaults
+  }
+}
+
+/** The host's halt-polling parameters, or KVM's defaults where the kvm module is not loaded. */
+export function hostHaltPollParameters(): HaltPollParameters {
+  return {
+    maxNs: kvmParameter('halt_poll_ns', KVM_DEFAULTS.maxNs),
+    growStartNs: kvmParameter('halt_poll_ns_grow_start', KVM_DEFAULTS.growStartNs),
+    grow: kvmParameter('halt_poll_ns_grow', KVM_DEFAULTS.grow),
+    shrink: kvmParameter('halt_poll_ns_shrink', KVM_DEFAULTS.shrink),
+  };
+}
+
+/** A guest's interrupt line, as the driver sees it. */
+export interface InterruptLine {
+  /** An interrupt is pending (raised and not yet acknowledged). */
+  pending(): boolean;
+  /** Sleeps until an interrupt comes (at most timeoutMs; at once when one is pending) and acknowledges it. */
+  wait(timeoutMs: number): void;
+}
+
+/** Looks at the line this many times per clock reading while polling. */
+const CHECKS_PER_CLOCK = 16;
+
+/** One halting vCPU's adaptive poll window. */
+export class HaltPoller {
+  private windowNs = 0;
+
+  constructor(
+    private readonly wait: DriverWait,
+    private readonly parameters: HaltPollParameters = hostHaltPollParameters(),
+  ) {}
+
+  get windowMicroseconds(): number {
+    return this.windowNs / 1000;
+  }
+
+  /**
+   * Waits until `ready()`, as a guest that halts until its interrupt: polls `line.pending()` (what
+   * KVM checks while it polls: not the rings, which the device keeps writing) for the current
+   * window, then sleeps in `line.wait` until `ready()` holds or `timeoutMs` passes. An interrupt
+   * caught by polling is taken as the sleep would take it (`line.wait(0)` acknowledges it).
+   */
+  halt(ready: () => boolean, line: InterruptLine, timeoutMs: number): boolean {
+    if (ready()) return true;
+    const started = performance.now();
+    if (this.wait === 'halt-poll' && this.windowNs > 0 && this.poll(line, started + this.windowNs / 1e6)) {
+      line.wait(0);
+      if (ready()) return true;
+    }
+    const deadline = started + timeoutMs;
+    let slept = false;
+    while (!ready()) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      line.wait(Math.ceil(left));
+      slept = true;
+    }
+    if (slept && this.wait === 'halt-poll') this.adapt((performance.now() - started) * 1e6);
+    return true;
+  }
+
+  private poll(line: InterruptLine, until: number): boolean {
+    for (let checks = 1; ; checks++) {
+      if (line.pending()) return true;
+      if (checks % CHECKS_PER_CLOCK === 0 && performance.now() >= until) return false;
+    }
+  }
+
+  /** After a halt that slept for `blockedNs` in all: grow if polling longer would have caught it, else shrink. */
+  private adapt(blockedNs: number): void {
+    const { maxNs, growStartNs, grow, shrink } = this.parameters;
+    if (blockedNs <= maxNs) {
+      this.windowNs = Math.min(maxNs, Math.max(growStartNs, this.windowNs * grow));
+    } else {
+      const shrunk = shrink === 0 ? 0 : this.windowNs / shrink;
+      this.windowNs = shrunk < growStartNs ? 0 : shrunk;
+    }
+  }
+}
+
+/** The harness's interrupt line: pending while InterruptStatus has bits set (MMIO sets them before it fires). */
+export function interruptLine(h: VirtioMmioHarness): InterruptLine {
+  return {
+    pending: () => h.state.isr !== 0,
+    wait: (timeoutMs) => void h.waitForInterrupt(timeoutMs),
+  };
+}
