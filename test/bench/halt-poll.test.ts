@@ -3,13 +3,14 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HaltPoller, parseDriverWait, type InterruptLine } from '../../bench/halt-poll.js';
 
-/** Small numbers so the test is quick: grow from 100 µs; a limit of 20 ms, far above a scheduling hiccup. */
-const PARAMETERS = { maxNs: 20_000_000, growStartNs: 100_000, grow: 2, shrink: 2 };
+/** KVM's factors with a 2 ms limit, growing from 100 µs. */
+const PARAMETERS = { maxNs: 2_000_000, growStartNs: 100_000, grow: 2, shrink: 2 };
 
-const busyWait = (ms: number): void => {
-  const until = performance.now() + ms;
-  while (performance.now() < until);
-};
+/** A clock the test moves: 1 µs per reading (polling takes time), plus what a sleep lasts. */
+class FakeClock {
+  ms = 0;
+  readonly now = (): number => (this.ms += 0.001);
+}
 
 /** A line whose interrupt comes after `sleepMs` of sleep and is never seen by polling (unless `pendingAfter` looks). */
 class FakeLine implements InterruptLine {
@@ -18,6 +19,7 @@ class FakeLine implements InterruptLine {
   pendingChecks = 0;
 
   constructor(
+    private readonly clock: FakeClock,
     public sleepMs: number,
     private readonly pendingAfter = Infinity,
   ) {}
@@ -33,7 +35,7 @@ class FakeLine implements InterruptLine {
       if (this.pendingChecks >= this.pendingAfter) this.arrived = true;
       return;
     }
-    busyWait(Math.min(this.sleepMs, timeoutMs));
+    this.clock.ms += Math.min(this.sleepMs, timeoutMs);
     if (this.sleepMs <= timeoutMs) this.arrived = true;
   }
 }
@@ -43,9 +45,13 @@ const halt = (poller: HaltPoller, line: FakeLine, timeoutMs = 1000): boolean => 
   return poller.halt(() => line.arrived, line, timeoutMs);
 };
 
+const setup = (wait: 'halt-poll' | 'sleep', sleepMs: number, pendingAfter = Infinity): { poller: HaltPoller; line: FakeLine } => {
+  const clock = new FakeClock();
+  return { poller: new HaltPoller(wait, PARAMETERS, clock.now), line: new FakeLine(clock, sleepMs, pendingAfter) };
+};
+
 test('the window starts at 0 and grows after halts that slept but ended within the limit', () => {
-  const poller = new HaltPoller('halt-poll', PARAMETERS);
-  const line = new FakeLine(0.2);
+  const { poller, line } = setup('halt-poll', 0.2);
   assert.is(poller.windowMicroseconds, 0);
   assert.ok(halt(poller, line));
   assert.is(line.pendingChecks, 0, 'no window yet: straight to sleep');
@@ -58,11 +64,10 @@ test('the window starts at 0 and grows after halts that slept but ended within t
 });
 
 test('a halt that outlasts the limit halves the window, and a window below the start goes to 0', () => {
-  const poller = new HaltPoller('halt-poll', PARAMETERS);
-  const line = new FakeLine(0.2);
+  const { poller, line } = setup('halt-poll', 0.2);
   for (let i = 0; i < 3; i++) halt(poller, line);
   assert.is(poller.windowMicroseconds, 400);
-  line.sleepMs = 25;
+  line.sleepMs = 3;
   halt(poller, line);
   assert.is(poller.windowMicroseconds, 200);
   halt(poller, line);
@@ -72,8 +77,7 @@ test('a halt that outlasts the limit halves the window, and a window below the s
 });
 
 test('an interrupt seen while polling is taken without sleeping', () => {
-  const poller = new HaltPoller('halt-poll', PARAMETERS);
-  const line = new FakeLine(0.2, 50);
+  const { poller, line } = setup('halt-poll', 0.2, 50);
   halt(poller, line); // opens a window (the first halt polls nothing: pending is not looked at)
   line.waits.length = 0;
   assert.ok(halt(poller, line));
@@ -82,8 +86,7 @@ test('an interrupt seen while polling is taken without sleeping', () => {
 });
 
 test('sleep mode never polls, and a halt gives up after its timeout', () => {
-  const poller = new HaltPoller('sleep', PARAMETERS);
-  const line = new FakeLine(0.2, 1);
+  const { poller, line } = setup('sleep', 0.2, 1);
   for (let i = 0; i < 3; i++) assert.ok(halt(poller, line));
   assert.is(line.pendingChecks, 0);
   assert.is(poller.windowMicroseconds, 0);
