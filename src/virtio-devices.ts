@@ -53,6 +53,8 @@ export interface VirtioDevices {
   readonly consoleInput?: (bytes: Uint8Array) => void;
   /** Each device's counters by device name, as its data-plane thread counts them. */
   readonly counters: ReadonlyMap<string, () => Readonly<Record<string, number>>>;
+  /** For devices with several data-plane threads: each thread's share of those counters. */
+  readonly threadCounters: ReadonlyMap<string, () => Array<Readonly<Record<string, number>>>>;
 }
 
 const deviceModule = (file: string, factory: string, options: unknown): VirtioDeviceModule => ({
@@ -65,10 +67,12 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   const devices: Array<{ name: string; device: VirtioDevice; module: VirtioDeviceModule; attached?: (a: AttachedVirtioDevice) => void }> = [];
   let consoleInput: ((bytes: Uint8Array) => void) | undefined;
   const counters = new Map<string, () => Readonly<Record<string, number>>>();
+  const threadCounters = new Map<string, () => Array<Readonly<Record<string, number>>>>();
   /** A device's shared counters, registered under its name; its options carry the buffer. */
   const countersFor = (name: string, names: readonly string[], lanes = 1): SharedArrayBuffer => {
     const deviceCounters = new DeviceCounters(names, DeviceCounters.allocate(names, lanes));
     counters.set(name, () => deviceCounters.snapshot());
+    if (lanes > 1) threadCounters.set(name, () => Array.from({ length: lanes }, (_, lane) => deviceCounters.laneSnapshot(lane)));
     return deviceCounters.shared;
   };
 
@@ -141,5 +145,5 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     });
     bus.register();
   }
-  return { cmdline, attached, counters, ...(consoleInput ? { consoleInput } : {}) };
+  return { cmdline, attached, counters, threadCounters, ...(consoleInput ? { consoleInput } : {}) };
 }

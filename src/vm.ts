@@ -40,7 +40,7 @@ export class VirtualMachine {
     readonly protocol: BootProtocol,
     readonly cmdline: string,
     private readonly timeoutSeconds: number | undefined,
-    private readonly counters: VirtioDevices['counters'],
+    private readonly counters: Pick<VirtioDevices, 'counters' | 'threadCounters'>,
   ) {}
 
   /** Validates the config, creates the VM and loads the kernel. Throws ConfigError, BootError or KvmError. */
@@ -101,7 +101,7 @@ export class VirtualMachine {
       });
       log('kernel %s loaded by %s, entry 0x%s', valid.kernel, boot.protocol, boot.cpu.rip.toString(16));
       const consoleInput = virtio.consoleInput ?? ((bytes: Uint8Array) => uart.receive(bytes));
-      return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds, virtio.counters);
+      return new VirtualMachine(machine, consoleInput, boot.cpu, boot.protocol, cmdline, valid.timeoutSeconds, virtio);
     } catch (error) {
       await machine.close();
       disks.forEach((disk) => disk.close());
@@ -135,7 +135,15 @@ export class VirtualMachine {
    * what its data-plane thread has counted so far; still readable after the run ends.
    */
   deviceCounters(): Record<string, Readonly<Record<string, number>>> {
-    return Object.fromEntries([...this.counters].map(([name, snapshot]) => [name, snapshot()]));
+    return Object.fromEntries([...this.counters.counters].map(([name, snapshot]) => [name, snapshot()]));
+  }
+
+  /**
+   * For each device served by several data-plane threads (a virtio-blk disk with several queues):
+   * the same counters per thread, in thread order (thread i serves queues i, i + threads, …).
+   */
+  dataPlaneThreadCounters(): Record<string, Array<Readonly<Record<string, number>>>> {
+    return Object.fromEntries([...this.counters.threadCounters].map(([name, snapshot]) => [name, snapshot()]));
   }
 
   /** Bytes typed at the console: to virtio-console when it is the console, else to the serial port. */

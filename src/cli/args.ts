@@ -174,7 +174,8 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
       --timeout SECONDS    end the run with status 124 after this long
       --metrics PATH       when the run ends, write JSON there: the exit status and
                            reason, and every virtio device's counters (requests,
-                           bytes, frames, drops by reason)
+                           bytes, frames, drops by reason; per data-plane thread too
+                           for disks with several queues)
       --cpu-features LIST  hide or require CPUID features, e.g. -cx16,-xsave,+x2apic
                            (names as in /proc/cpuinfo)
       --host-quirks MODE   auto (default), on or off: on nested PVM hosts (kvm_pvm

@@ -76,7 +76,7 @@ async function main(argv: readonly string[]): Promise<void> {
   terminal.detach();
   if (metricsPath !== undefined) {
     try {
-      writeFileSync(metricsPath, `${JSON.stringify({ status: exit.status, reason: exit.reason, devices: vm.deviceCounters() }, null, 2)}\n`);
+      writeFileSync(metricsPath, `${JSON.stringify({ status: exit.status, reason: exit.reason, devices: vm.deviceCounters(), dataPlaneThreads: vm.dataPlaneThreadCounters() }, null, 2)}\n`);
     } catch (error) {
       process.stderr.write(`kvm: --metrics: cannot write ${metricsPath}: ${(error as Error).message}\n`);
     }

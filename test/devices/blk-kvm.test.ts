@@ -143,6 +143,24 @@ test('--metrics counts what the guest asked of the disk', async () => {
   assert.is(after.reads, 0);
 });
 
+test('requests on queue 1 are served and counted by the second data-plane thread (both transports)', async () => {
+  for (const [transport, irq] of [['pci', 'msix'], ['mmio', 'intx']] as const) {
+    const file = image(`queue1-${transport}.img`);
+    const metrics = path.join(dir, `queue1-${transport}.json`);
+    // Two vCPUs: one queue each by default, so two data-plane threads.
+    const run = await runKvm(['run', '-k', guest.elf, '-c', '2', '--transport', transport, '-d', file, '--metrics', metrics, '-p', `test=virtio-blk transport=${transport} irq=${irq} op=read sector=3 count=8 queue=1`]);
+    assert.is(run.status, 1, explain(run));
+    assert.match(run.stdout, 'virtio-blk: requests on queue 1 of 2');
+    assert.match(run.stdout, 'virtio-blk: read 8 sectors at 3');
+    const { devices, dataPlaneThreads } = readMetrics(metrics);
+    const threads = dataPlaneThreads['virtio-blk:vda']!;
+    assert.is(threads.length, 2, transport);
+    assert.equal([threads[0]!.reads, threads[1]!.reads], [0, 1], `${transport}: ${JSON.stringify(threads)}`);
+    assert.is(threads[1]!.readBytes, 8 * SECTOR);
+    assert.is(devices['virtio-blk:vda']!.reads, 1, 'the device total sums the threads');
+  }
+});
+
 test('a read past the end of the disk is IOERR to the guest', async () => {
   const file = image('end.img');
   const run = await runKvm(['run', '-k', guest.elf, '-d', file, '-p', 'test=virtio-blk transport=pci irq=msix op=read sector=131072 count=1']);

@@ -15,6 +15,7 @@
 #define BLK_F_SEG_MAX 2
 #define BLK_F_BLK_SIZE 6
 #define BLK_F_FLUSH 9
+#define BLK_F_MQ 12
 
 #define BLK_T_IN 0
 #define BLK_T_OUT 1
@@ -29,6 +30,7 @@
 #define CFG_SIZE_MAX 8
 #define CFG_SEG_MAX 12
 #define CFG_BLK_SIZE 20
+#define CFG_NUM_QUEUES 34
 
 #define SEGS_MAX 32 /* data descriptors per request */
 #define ID_LEN 20
@@ -314,7 +316,7 @@ static void blk_seqread(u8 *data, u64 sector, u64 bytes, u32 req, u32 depth)
 
 void run_blk(void)
 {
-	u32 len, op, pattern, flush, depth, req, nslots = 1, g, tries, blk_size = 512;
+	u32 len, op, pattern, flush, depth, req, nslots = 1, g, tries, blk_size = 512, queue, want;
 	u64 sector, count, bytes, capacity, need;
 	const char *v = param("op", &len);
 	u8 *area, *data;
@@ -338,12 +340,28 @@ void run_blk(void)
 	bytes = key_num("bytes", 1 << 20, 512, 1ull << 40, 1);
 	req = (u32)key_num("req", 64 << 10, 512, 1 << 30, 1);
 	depth = (u32)key_num("depth", 0, 0, QMAX, 0); /* 0: as many as the queue takes */
+	queue = (u32)key_num("queue", 0, 0, NQ_MAX - 1, 0); /* the requests go on this queue */
 	if ((bytes | req) & 511)
 		fail("bytes= and req= must be multiples of 512");
 
-	feats = dev_init(1, 128, QMAX,
-			 1u << BLK_F_SIZE_MAX | 1u << BLK_F_SEG_MAX | 1u << BLK_F_BLK_SIZE | 1u << BLK_F_FLUSH);
-	vq = &vqs[0];
+	want = 1u << BLK_F_SIZE_MAX | 1u << BLK_F_SEG_MAX | 1u << BLK_F_BLK_SIZE | 1u << BLK_F_FLUSH;
+	if (queue)
+		want |= 1u << BLK_F_MQ; /* queues beyond the first exist only with MQ (5.2.5) */
+	feats = dev_init(queue + 1, 128, QMAX, want);
+	if (queue) {
+		u32 nq;
+		if (!(feats & 1u << BLK_F_MQ))
+			fail("queue= needs VIRTIO_BLK_F_MQ, not offered");
+		nq = dev_cfg_rd(CFG_NUM_QUEUES, 2);
+		if (nq <= queue)
+			fail_x("queue= beyond the device's queues, num_queues ", nq);
+		puts("virtio-blk: requests on queue ");
+		put_dec(queue);
+		puts(" of ");
+		put_dec(nq);
+		putc('\n');
+	}
+	vq = &vqs[queue];
 	for (tries = 0;; tries++) {
 		g = dev_cfg_gen();
 		capacity = dev_cfg_rd(CFG_CAPACITY, 4) | (u64)dev_cfg_rd(CFG_CAPACITY + 4, 4) << 32;

@@ -64,6 +64,8 @@ export interface KvmMetrics {
   readonly status: number;
   readonly reason: string;
   readonly devices: Record<string, Record<string, number>>;
+  /** Devices with several data-plane threads: their counters per thread. */
+  readonly dataPlaneThreads: Record<string, Array<Record<string, number>>>;
 }
 
 export function readMetrics(file: string): KvmMetrics {
