@@ -126,8 +126,11 @@ async function runMode(file: string, mode: Mode, patterns: readonly Pattern[], s
     // The device's lock is an OFD lock: fio (another process) still opens the file; it only reads or overwrites it.
     for (const pattern of patterns) {
       const row: Row = { mode, pattern, host: [], kvm: [] };
+      // One driver (and one set of buffers) for every round: a round that touched fresh guest RAM
+      // would charge the device with page faults that fio, reusing its buffers, does not pay.
+      const queue = new BenchQueue(h, 0, ring, pattern, image.sizeBytes, driver);
       const device = (): void => {
-        row.kvm.push(new BenchQueue(h, 0, ring, pattern, image.sizeBytes, driver).run(seconds));
+        row.kvm.push(queue.run(seconds));
         if (pattern.write) spawnSync('sync');
       };
       const host = (): void => {

@@ -37,7 +37,7 @@ import * as S from '../src/virtio/devices/net/spec.js';
 import { readFd } from '../src/vmm/libc.js';
 import { NetBed, TX, RX } from '../test/net/net-bed.js';
 import { ETHERTYPE_IPV4, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, ethernet, ipv4, tcp, vnetHeader } from '../test/net/packets.js';
-import { RxBenchDriver, TxBenchDriver } from './net/driver.js';
+import { RxBenchDriver, TxBenchDriver, benchBuffers } from './net/driver.js';
 import { RawLoopThread } from './net/raw-loop.js';
 import { PacketSocket } from './net/packet-socket.js';
 import { UDP_GSO_PAYLOAD, UdpGsoSender } from './net/udp-gso.js';
@@ -145,6 +145,8 @@ async function main(): Promise<void> {
       const txFrame = withHeader(gsoHeader(c), makeFrame(c, NOBODY_MAC));
       const rxFrame = makeFrame(c, GUEST_MAC);
       const fill = (count: number): number => (c.gso ? udp.fill(count) : plain.fill(rxFrame, count));
+      const txBuffers = benchBuffers(bed.h, QUEUE_SIZE, txFrame.length);
+      const rxBuffers = benchBuffers(bed.h, QUEUE_SIZE, c.rxBuffer);
       const tx = { raw: [] as number[], kvm: [] as number[] };
       const rx = { raw: [] as number[], kvm: [] as number[] };
       // Round 0 warms up (JIT-compiled code paths, first touch of every buffer) and is not counted.
@@ -155,7 +157,7 @@ async function main(): Promise<void> {
         if (directions.includes('tx')) {
           bed.activate();
           const r1 = await raw.run({ kind: 'transmit', fd, frame: txFrame, count: txFrames, slots: QUEUE_SIZE });
-          const seconds = new TxBenchDriver(bed.h, TX, bed.tx, txFrame, wait).run(txFrames);
+          const seconds = new TxBenchDriver(bed.h, TX, bed.tx, txFrame, txBuffers, wait).run(txFrames);
           if (!warmUp) {
             tx.raw.push(r1.frames / r1.seconds);
             tx.kvm.push(txFrames / seconds);
@@ -173,7 +175,7 @@ async function main(): Promise<void> {
         if (r2.frames !== queued) throw new Error(`raw receive got ${r2.frames} of ${queued} frames`);
         drainTap(fd);
         const queued2 = fill(Math.ceil(rxCount * share));
-        const d = new RxBenchDriver(bed.h, RX, bed.rx, c.rxBuffer, wait).run(queued2);
+        const d = new RxBenchDriver(bed.h, RX, bed.rx, c.rxBuffer, rxBuffers, wait).run(queued2);
         if (d.frames !== queued2) throw new Error(`device receive got ${d.frames} of ${queued2} frames`);
         if (!warmUp) {
           rx.raw.push(r2.frames / r2.seconds);
