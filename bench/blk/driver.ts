@@ -84,6 +84,8 @@ export class BenchQueue {
     // padding, and small buffers do not all start at the same cache set.
     const stride = Math.ceil(blockBytes / PAGE) * PAGE;
     const area = Math.ceil(h.allocate(depth * stride + alignment) / alignment) * alignment;
+    // Touched now, so no measured request faults a page in (fio's buffers are touched before its clock starts).
+    h.memory.fill(area, depth * stride, write ? 0x5a : 0);
     for (let slot = 0; slot < depth; slot++) {
       const header = h.allocate(S.BLK_REQ_HEADER_SIZE);
       const data = area + slot * stride;
@@ -102,7 +104,6 @@ export class BenchQueue {
       ring.writeDescriptorTable(table, descriptors);
       ring.writeDescriptor(slot, { address: table, length: descriptors.length * VIRTQ_DESC_SIZE, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
       h.memory.writeU32(header + S.BLK_REQ_TYPE, write ? S.VIRTIO_BLK_T_OUT : S.VIRTIO_BLK_T_IN);
-      if (write) h.memory.fill(data, blockBytes, 0x5a);
       this.headers.push(header);
       this.statuses.push(status);
     }
@@ -138,6 +139,7 @@ export class BenchQueue {
   /** Runs the pattern for `seconds`, keeping `depth` requests in flight. */
   run(seconds: number): PatternResult {
     const { depth, blockBytes } = this.pattern;
+    this.nextOffset = 0; // every round reads the file from the start, as fio's does
     const started = performance.now();
     const deadline = started + seconds * 1000;
     let requests = 0;

@@ -452,7 +452,8 @@ static void pci_setup(void)
 
 	if (irq_mode == IRQ_MSIX) {
 		u64 tbl = bar_addr[mbir] + moff;
-		u32 e, use = mn < 1 + nq ? mn : 1 + nq;
+		/* every queue a test may set up later (dev_init's count), not only nq */
+		u32 e, use = mn < 1 + NQ_MAX ? mn : 1 + NQ_MAX;
 		u16 ctrl = cfg_rd16(msix + 2);
 
 		if (moff > bar_size[mbir] || mn * 16 > bar_size[mbir] - moff)
@@ -468,8 +469,9 @@ static void pci_setup(void)
 		cfg_wr16(msix + 2, (u16)((ctrl | 0x8000) & ~0x4000));
 		say("msix enabled: config entry 0 vector ");
 		put_hex(VEC_MSIX);
-		for (e = 0; e < nq; e++) {
+		for (e = 0; e < NQ_MAX; e++)
 			qentry[e] = e + 1 < use ? e + 1 : use - 1;
+		for (e = 0; e < nq; e++) {
 			puts(", queue ");
 			put_dec(e);
 			puts(" entry ");
@@ -845,6 +847,10 @@ static void vq_setup(u32 q, u32 want)
 	put_hex((u64)m->desc);
 	puts(" notify ");
 	put_hex(vq->notify);
+	if (is_pci && irq_mode == IRQ_MSIX) {
+		puts(" msix entry ");
+		put_dec(qentry[q]);
+	}
 	putc('\n');
 }
 

@@ -56,7 +56,7 @@ test('--metrics: the host-side counters agree with what the guest received', asy
     const run = await runKvm(['run', '-k', guest.elf, '--rng', '--metrics', file, '-p', 'test=virtio-rng']);
     expectSuccess(run, 'virtio-rng: ok');
     const metrics = readMetrics(file);
-    assert.equal(metrics, { status: 1, reason: 'guest wrote 0x0 to debug-exit', devices: { 'virtio-rng': { requests: 2, bytes: 128 } } });
+    assert.equal(metrics, { status: 1, reason: 'guest wrote 0x0 to debug-exit', devices: { 'virtio-rng': { requests: 2, bytes: 128 } }, dataPlaneThreads: {} });
     const unwritable = await runKvm(['run', '-k', guest.elf, '--metrics', path.join(dir, 'missing', 'metrics.json')]);
     assert.is(unwritable.status, 2);
     assert.is(unwritable.stderr, `kvm: --metrics: cannot write ${path.join(dir, 'missing', 'metrics.json')}: ENOENT\n`);
