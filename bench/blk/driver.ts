@@ -33,7 +33,8 @@ export interface PatternResult {
 }
 
 const PAGE = 4096;
-const HUGE_PAGE = 2 * 1024 * 1024;
+/** A transparent huge page (x86-64 PMD): guest RAM and the baseline's buffers are advised for them. */
+export const HUGE_PAGE = 2 * 1024 * 1024;
 
 /**
  * How a request's data reaches the ring. Linux's virtio_blk maps a request's pages to one

@@ -11,9 +11,7 @@ import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
 import { HostBuffer } from '../../src/vmm/host-buffer.js';
 import { mapGuestRam } from '../../src/vmm/guest-ram.js';
 import { O_DIRECT, O_RDWR, close, munmap, open } from '../../src/vmm/libc.js';
-import type { Pattern, PatternResult } from './driver.js';
-
-const HUGE_PAGE = 2 * 1024 * 1024;
+import { HUGE_PAGE, type Pattern, type PatternResult } from './driver.js';
 
 export type BaselineTool = 'fio' | 'io_uring loop';
 
