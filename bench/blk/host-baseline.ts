@@ -60,7 +60,7 @@ export function runFio(file: string, sizeBytes: number, pattern: Pattern, direct
     '--ioengine=io_uring',
     `--direct=${direct ? 1 : 0}`,
     '--time_based',
-    `--runtime=${seconds}`,
+    `--runtime=${Math.round(seconds * 1000)}ms`, // fio reads a bare number as whole seconds
     `--size=${sizeBytes}`,
     '--invalidate=0',
     '--randrepeat=0',
