@@ -146,11 +146,12 @@ async function main(): Promise<void> {
   };
 
   state.setDataPlaneAttached(data.thread, true);
-  // A control request made before this thread existed is served now.
-  if (state.controlSequence !== 0) handleControl();
+  // A control request made before this thread existed is served now, the end of the VM among
+  // them: a thread that starts late (a loaded host) may find it already asked for, and its
+  // eventfd drained here, so it must not go on to wait for a signal that was already sent.
+  let running = state.controlSequence !== 0 || state.terminating ? handleControl() : true;
   const events = new Uint8Array(MAX_EVENTS * EPOLL_EVENT_SIZE);
   const view = new DataView(events.buffer);
-  let running = true;
   while (running) {
     const count = epollWait(epfd, events, -1);
     if (count === -EINTR) continue;

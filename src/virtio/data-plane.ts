@@ -44,6 +44,8 @@ class DataPlaneThread {
   /** Ends the thread: it is asleep in epoll_wait, so it is told through its control eventfd. */
   async stop(): Promise<void> {
     signalEventfd(this.data.controlFd);
+    // For a thread stuck in JavaScript: terminate() cannot end one blocked in a system call
+    // (nor can process.exit, which joins it), so that must always end by the eventfd.
     const timer = setTimeout(() => void this.worker.terminate(), 2000);
     await this.exited;
     clearTimeout(timer);

@@ -47,10 +47,17 @@ export function runKvm(args: readonly string[], options: RunOptions = {}): Promi
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
-    const limit = setTimeout(() => child.kill('SIGKILL'), options.limitMs ?? 30_000);
+    const limitMs = options.limitMs ?? 30_000;
+    let limitReached = false;
+    const limit = setTimeout(() => {
+      limitReached = true;
+      child.kill('SIGKILL');
+    }, limitMs);
     child.on('error', reject);
-    child.on('close', (status) => {
+    child.on('close', (status, signal) => {
       clearTimeout(limit);
+      // Status null alone does not say whether the VMM hung or crashed: the failure message should.
+      if (signal) stderr += `\n[run-kvm: ${limitReached ? `killed after the ${limitMs} ms limit: the VMM did not exit` : `ended by ${signal}`}]\n`;
       resolve({ status, stdout, stderr, ms: performance.now() - started });
     });
     child.stdin.on('error', () => {});
