@@ -96,7 +96,12 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
 
   for (const spec of options.net ?? []) {
     const tap = openTap(spec.tap);
-    machine.onClose(() => close(tap.fd));
+    // The TAP fd must outlive its data-plane thread, which reads, writes and watches it until it ends.
+    let dataPlaneExited: Promise<void> = Promise.resolve();
+    machine.onClose(async () => {
+      await dataPlaneExited;
+      close(tap.fd);
+    });
     const name = `virtio-net:${tap.name}`;
     const netOptions: NetOptions = {
       name: tap.name,
@@ -105,7 +110,14 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
       tapOffloads: tap.offloads,
       stats: countersFor(name, NET_COUNTERS),
     };
-    devices.push({ name, device: new VirtioNet(netOptions), module: deviceModule('net/device', 'createVirtioNet', netOptions) });
+    devices.push({
+      name,
+      device: new VirtioNet(netOptions),
+      module: deviceModule('net/device', 'createVirtioNet', netOptions),
+      attached: (a) => {
+        dataPlaneExited = a.dataPlane.exited;
+      },
+    });
   }
 
   for (const [i, disk] of (options.disks ?? []).entries()) {

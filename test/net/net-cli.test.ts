@@ -145,7 +145,17 @@ test('inside KVM the test guest ARPs and pings the namespace through virtio-net 
       assert.is(run.status, 1, `${transport} mrg=${mrg}: ${run.stdout}${run.stderr}`);
       assert.match(run.stdout, /virtio-net: arp reply from 10\.0\.2\.1 is [0-9a-f:]{17}/);
       assert.match(run.stdout, 'virtio-net: ping reply from 10.0.2.1 seq 1');
+      assert.is(run.stderr, '', `${transport} mrg=${mrg}: nothing on stderr`);
     }
+    // A guest that ends without resetting the device leaves receive buffers posted: the TAP is
+    // still watched (and read) when the VM ends, so it must stay open until the thread has ended.
+    const live = kvmInNamespace(ns, [
+      'run', '-k', guest.elf, '--net', 'kvmg0', '--timeout', '50',
+      '-p', 'test=virtio-net transport=pci irq=msix mrg=0 ip=10.0.2.15 peer=10.0.2.1 then=exit-live',
+    ]);
+    assert.is(live.status, 1, `${live.stdout}${live.stderr}`);
+    assert.match(live.stdout, 'virtio: exit with the device live');
+    assert.is(live.stderr, '', 'the data-plane thread ended cleanly');
   } finally {
     ns.destroy();
   }
