@@ -38,7 +38,9 @@ const HEADER_WORDS = 24;
 const T_CONTROL_ACK = 0;
 /** 1 while the thread runs (a reset only waits for threads that exist). */
 const T_ATTACHED = 1;
-const T_WORDS = 2;
+/** 1 once the thread has seen the end of the VM (it is finishing its I/O in flight). */
+const T_ENDING = 2;
+const T_WORDS = 3;
 
 // Per queue.
 const Q_MAX_SIZE = 0;
@@ -346,6 +348,13 @@ export class VirtioTransportState {
   }
   setDataPlaneAttached(thread: number, on: boolean): void {
     Atomics.store(this.words, this.threadWord(thread, T_ATTACHED), on ? 1 : 0);
+  }
+  /** Thread `thread` has seen `terminating` and is ending (waiting for its I/O in flight). */
+  dataPlaneEnding(thread: number): boolean {
+    return Atomics.load(this.words, this.threadWord(thread, T_ENDING)) === 1;
+  }
+  setDataPlaneEnding(thread: number): void {
+    Atomics.store(this.words, this.threadWord(thread, T_ENDING), 1);
   }
   /** Every data-plane thread is running. */
   get allDataPlanesAttached(): boolean {

@@ -106,8 +106,9 @@ async function main(): Promise<void> {
     }
   };
 
-  const activate = (): void => {
-    activeEpoch = state.resetEpoch;
+  /** `epoch`: the reset epoch read before the status that asked for this activation. */
+  const activate = (epoch: number): void => {
+    activeEpoch = epoch;
     const features = state.driverFeatures;
     const options = {
       eventIdx: (features & featureBit(VIRTIO_F_RING_EVENT_IDX)) !== 0n,
@@ -134,12 +135,20 @@ async function main(): Promise<void> {
   const handleControl = (): boolean => {
     drainEventfd(data.controlFd);
     const sequence = state.controlSequence;
-    if (state.terminating) return false;
+    if (state.terminating) {
+      state.setDataPlaneEnding(data.thread);
+      return false;
+    }
+    // The epoch first: a reset stores status 0 before it bumps the epoch, so a DRIVER_OK read
+    // after this epoch belongs to it or to an older one. Read the other way round, a reset landing
+    // between the reads would give the old session's queues the new epoch, and a thread that
+    // then missed the reset's deadline would keep them as if current.
+    const epoch = state.resetEpoch;
     const status = state.status;
     // A reset this thread was too busy to acknowledge in time still ends the old session here.
-    if (active && (status === 0 || !(status & VIRTIO_CONFIG_S_DRIVER_OK) || state.resetEpoch !== activeEpoch)) deactivate();
+    if (active && (status === 0 || !(status & VIRTIO_CONFIG_S_DRIVER_OK) || epoch !== activeEpoch)) deactivate();
     if (status & VIRTIO_CONFIG_S_DRIVER_OK && !active && !(status & (VIRTIO_CONFIG_S_NEEDS_RESET | VIRTIO_CONFIG_S_FAILED))) {
-      guarded(activate);
+      guarded(() => activate(epoch));
     }
     state.acknowledgeControl(data.thread, sequence);
     return true;

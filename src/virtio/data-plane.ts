@@ -25,6 +25,9 @@ export interface DataPlaneSpec {
   readonly interrupt: InterruptFds;
 }
 
+/** How long a thread told to end may take before it counts as stuck in JavaScript. */
+const STUCK_THREAD_MS = 2000;
+
 class DataPlaneThread {
   private readonly worker: Worker;
   readonly exited: Promise<void>;
@@ -44,9 +47,15 @@ class DataPlaneThread {
   /** Ends the thread: it is asleep in epoll_wait, so it is told through its control eventfd. */
   async stop(): Promise<void> {
     signalEventfd(this.data.controlFd);
-    // For a thread stuck in JavaScript: terminate() cannot end one blocked in a system call
-    // (nor can process.exit, which joins it), so that must always end by the eventfd.
-    const timer = setTimeout(() => void this.worker.terminate(), 2000);
+    const timer = setTimeout(() => {
+      // Only for a thread stuck in JavaScript (running, and deaf to the end). Not one still loading:
+      // terminating a worker inside koffi's native load aborts the process, and it ends by itself
+      // once loaded. Not one that saw the end: it is waiting for I/O in flight, which must finish
+      // before the image is closed. Nor can terminate() end a thread blocked in a system call (or
+      // process.exit, which joins it): that always ends by the eventfd.
+      const state = new VirtioTransportState(this.data.state);
+      if (state.dataPlaneAttached(this.data.thread) && !state.dataPlaneEnding(this.data.thread)) void this.worker.terminate();
+    }, STUCK_THREAD_MS);
     await this.exited;
     clearTimeout(timer);
   }

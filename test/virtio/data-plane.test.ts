@@ -38,12 +38,24 @@ test('a thread that starts after a reset and the end of the VM were asked for st
   assert.not.ok(h.state.allDataPlanesAttached, 'the thread is not up yet');
   h.write32(M.VIRTIO_MMIO_STATUS, 0); // a reset: a control request the thread has not seen
   await within(5000, 'closing the harness (ending its data-plane thread)', h.close());
+  assert.ok(h.state.dataPlaneEnding(0), 'the thread saw the end (so the stop timeout would not terminate it)');
+  assert.not.ok(h.state.dataPlaneAttached(0));
 });
 
 test('a thread that starts after only the end of the VM was asked for ends', async () => {
   const h = rngHarness();
   assert.not.ok(h.state.allDataPlanesAttached);
   await within(5000, 'closing the harness', h.close());
+  assert.ok(h.state.dataPlaneEnding(0));
+});
+
+test('a running thread marks itself ending when told to end, and detaches', async () => {
+  const h = rngHarness();
+  await h.ready();
+  assert.not.ok(h.state.dataPlaneEnding(0));
+  await within(5000, 'closing the harness', h.close());
+  assert.ok(h.state.dataPlaneEnding(0));
+  assert.not.ok(h.state.dataPlaneAttached(0));
 });
 
 test.run();
