@@ -96,12 +96,8 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
 
   for (const spec of options.net ?? []) {
     const tap = openTap(spec.tap);
-    // The TAP fd must outlive its data-plane thread, which reads, writes and watches it until it ends.
-    let dataPlaneExited: Promise<void> = Promise.resolve();
-    machine.onClose(async () => {
-      await dataPlaneExited;
-      close(tap.fd);
-    });
+    // Read, written and watched by its data-plane thread until that thread ends.
+    const attached = releaseAfterDataPlane(machine, () => close(tap.fd));
     const name = `virtio-net:${tap.name}`;
     const netOptions: NetOptions = {
       name: tap.name,
@@ -114,9 +110,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
       name,
       device: new VirtioNet(netOptions),
       module: deviceModule('net/device', 'createVirtioNet', netOptions),
-      attached: (a) => {
-        dataPlaneExited = a.dataPlane.exited;
-      },
+      attached,
     });
   }
 
@@ -130,10 +124,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
       device: new VirtioBlk(blk),
       module: deviceModule('blk/device', 'createVirtioBlk', blk),
       // The image fd must outlive every I/O its data plane may still have in flight.
-      attached: (a) => machine.onClose(async () => {
-        await a.dataPlane.exited;
-        disk.close();
-      }),
+      attached: releaseAfterDataPlane(machine, () => disk.close()),
     });
   }
 
@@ -158,4 +149,20 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     bus.register();
   }
   return { cmdline, attached, counters, threadCounters, ...(consoleInput ? { consoleInput } : {}) };
+}
+
+/**
+ * Runs `release` (closing a host fd a device's data plane uses) when the VM closes, once that
+ * device's data-plane threads have ended, or at once if the device was never attached (a VM
+ * that failed to build). Returns the device's `attached` callback.
+ */
+function releaseAfterDataPlane(machine: Machine, release: () => void): (a: AttachedVirtioDevice) => void {
+  let dataPlaneExited: Promise<void> = Promise.resolve();
+  machine.onClose(async () => {
+    await dataPlaneExited;
+    release();
+  });
+  return (a) => {
+    dataPlaneExited = a.dataPlane.exited;
+  };
 }

@@ -30,14 +30,16 @@ const STUCK_THREAD_MS = 2000;
 
 class DataPlaneThread {
   private readonly worker: Worker;
+  private readonly state: VirtioTransportState;
   readonly exited: Promise<void>;
 
   constructor(readonly data: DataPlaneWorkerData) {
     this.worker = new Worker(new URL('./data-plane-worker.js', import.meta.url), { workerData: data });
+    this.state = new VirtioTransportState(data.state);
     this.exited = new Promise((resolve) =>
       this.worker.on('exit', () => {
         // A thread that died without detaching must not make every later reset wait for it.
-        new VirtioTransportState(data.state).setDataPlaneAttached(data.thread, false);
+        this.state.setDataPlaneAttached(data.thread, false);
         resolve();
       }),
     );
@@ -53,8 +55,8 @@ class DataPlaneThread {
       // once loaded. Not one that saw the end: it is waiting for I/O in flight, which must finish
       // before the image is closed. Nor can terminate() end a thread blocked in a system call (or
       // process.exit, which joins it): that always ends by the eventfd.
-      const state = new VirtioTransportState(this.data.state);
-      if (state.dataPlaneAttached(this.data.thread) && !state.dataPlaneEnding(this.data.thread)) void this.worker.terminate();
+      const { thread } = this.data;
+      if (this.state.dataPlaneAttached(thread) && !this.state.dataPlaneEnding(thread)) void this.worker.terminate();
     }, STUCK_THREAD_MS);
     await this.exited;
     clearTimeout(timer);
