@@ -2,6 +2,7 @@
 // Runs every compiled uvu suite under dist/test and closes with one plain
 // "N passed, N failed" line that CI reads. Extra args narrow the file pattern.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -21,6 +22,9 @@ const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
 const failed = Math.max(0, total - passed - skipped);
 // uvu exits 0 when a suite's before hook throws, though none of its tests passed: count them.
 const status = run.status === 0 && total > 0 && failed === 0 ? 0 : 1;
+if (skipped > 0 && !process.env.KVM_TESTS && !existsSync(process.env.KVM_DEVICE ?? '/dev/kvm')) {
+  console.log(`tests: the ${skipped} skipped tests boot VMs, and this host has no /dev/kvm (KVM_TESTS=require fails them instead)`);
+}
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 if (total === 0) console.error('no test ran');
 process.exit(status);

@@ -6,7 +6,7 @@
  * the guest's flush completed.
  */
 import { spawn } from 'node:child_process';
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,10 @@ import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { CLI, assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
 import { O_RDONLY, close, open, pageCacheState } from '../../src/vmm/libc.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Every test here boots a VM (skipped where the host has no /dev/kvm). */
+const test = requiresKvm(uvuTest);
 
 const guest = ensureTestGuest();
 const SECTOR = 512;

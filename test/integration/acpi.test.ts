@@ -4,10 +4,14 @@
  * powers off through PM1a_CNT, resets through the FADT's reset register and
  * panics through pvpanic — each through the real CLI.
  */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { assertKvmUsable, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Every test here boots a VM (skipped where the host has no /dev/kvm). */
+const test = requiresKvm(uvuTest);
 
 const guest = ensureTestGuest();
 

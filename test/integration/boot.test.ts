@@ -2,10 +2,14 @@
  * The test guest inside KVM through the real CLI: each boot protocol, the
  * legacy devices, and every exit status a CI script relies on.
  */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { assertKvmUsable, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Tests that boot a VM (skipped where the host has no /dev/kvm); the CLI's own checks are uvuTest. */
+const test = requiresKvm(uvuTest);
 
 const guest = ensureTestGuest();
 
@@ -161,7 +165,7 @@ test('bad input: one line on stderr, documented status, no stack trace', async (
   }
 });
 
-test('no usable KVM device: status 4 with the reason', async () => {
+uvuTest('no usable KVM device: status 4 with the reason', async () => {
   const run = await runKvm(['run', '-k', guest.elf], { env: { KVM_DEVICE: '/nonexistent/kvm' } });
   assert.is(run.status, 4, run.stderr);
   assert.match(run.stderr, /\/nonexistent\/kvm: cannot open/);
@@ -183,7 +187,7 @@ test('host quirks: a ring-0 int3 reaches the guest\'s own #BP handler; without t
   expectStatus(bad, 2);
 });
 
-test('--help lists the exit statuses', async () => {
+uvuTest('--help lists the exit statuses', async () => {
   const run = await runKvm(['run', '--help']);
   expectStatus(run, 0);
   for (const status of ['124', '32', '34', '36', '(v << 1) | 1']) assert.match(run.stdout, status);

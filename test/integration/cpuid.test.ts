@@ -1,9 +1,13 @@
 /** CPUID as KVM will present it, built from the real KVM_GET_SUPPORTED_CPUID. */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Machine } from '../../src/vmm/machine.js';
 import { assertKvmUsable } from '../helpers/run-kvm.js';
 import { parseCpuFeatures } from '../../src/vmm/cpuid.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Every test here boots a VM (skipped where the host has no /dev/kvm). */
+const test = requiresKvm(uvuTest);
 
 test.before(async () => {
   await assertKvmUsable();

@@ -1,5 +1,5 @@
 /** The typed library API in-process: create, start, await, with the console in a file. */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -7,6 +7,10 @@ import path from 'node:path';
 import { VirtualMachine, runVm } from '../../src/index.js';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { assertKvmUsable } from '../helpers/run-kvm.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Tests that boot a VM (skipped where the host has no /dev/kvm); runVm's config check is uvuTest. */
+const test = requiresKvm(uvuTest);
 
 const guest = ensureTestGuest();
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-api-'));
@@ -56,7 +60,7 @@ test('stop() ends a running guest with the given exit', async () => {
   assert.equal(await vm.wait(), { status: 0, reason: 'stopped by test' });
 });
 
-test('runVm turns configuration errors into a status', async () => {
+uvuTest('runVm turns configuration errors into a status', async () => {
   const exit = await runVm({ kernel: '/nonexistent', memoryBytes: 2 ** 24, cpus: 1, console: 'serial' });
   assert.is(exit.status, 2);
   assert.match(exit.reason, /no such file/);

@@ -6,7 +6,7 @@
  * run ends with the kernel's panic and reboot=k: status 32. On nested PVM hosts kvm's host
  * quirks add the kernel parameters this host's emulator needs (src/vmm/host-quirks.ts).
  */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -15,6 +15,10 @@ import path from 'node:path';
 import { assertKvmUsable, readMetrics, repoRoot, runKvm } from '../helpers/run-kvm.js';
 import { minimalKernel } from '../helpers/guest-images.js';
 import { GUEST_ADDRESS, LinuxNetBed, TAP_NAME } from '../linux/linux-net-bed.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Every test here boots a VM (skipped where the host has no /dev/kvm). */
+const test = requiresKvm(uvuTest);
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-linux-'));
 let vmlinux = '';

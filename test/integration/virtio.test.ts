@@ -3,13 +3,17 @@
  * capabilities, virtio-rng and virtio-console over virtio-pci (MSI-X and
  * INTx) and virtio-mmio (its interrupt line), through the real CLI.
  */
-import { test } from 'uvu';
+import { test as uvuTest } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** Every test here boots a VM (skipped where the host has no /dev/kvm). */
+const test = requiresKvm(uvuTest);
 
 const guest = ensureTestGuest();
 

@@ -14,6 +14,10 @@ import { close } from '../../src/vmm/libc.js';
 import { NetNamespace } from '../helpers/netns.js';
 import { CLI } from '../helpers/run-kvm.js';
 import { ensureTestGuest } from '../helpers/test-guest.js';
+import { requiresKvm } from '../helpers/kvm-host.js';
+
+/** The tests that boot a VM (skipped where the host has no /dev/kvm). */
+const kvmTest = requiresKvm(test);
 
 test('-n and --net, repeatable, bare or with keys', () => {
   const command = parseCommand(['run', '-k', 'vmlinux', '-n', 'tap0', '--net', 'tap=tap1,mac=52:54:00:00:00:01']);
@@ -75,7 +79,7 @@ function effectiveCapabilities(ns: NetNamespace, via: readonly string[]): bigint
  */
 const WITHOUT_DEV_NET_TUN = ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t tmpfs -o size=4k kvm-no-tun /dev/net && exec "$0" "$@"'];
 
-test('the CLI boots a guest with a virtio-net device on a TAP, and reports a busy TAP and a bad MAC', async () => {
+kvmTest('the CLI boots a guest with a virtio-net device on a TAP, and reports a busy TAP and a bad MAC', async () => {
   const ns = NetNamespace.create();
   if (typeof ns === 'string') throw new Error(`the CLI network test needs a network namespace: ${ns}`);
   try {
@@ -99,7 +103,7 @@ test('the CLI boots a guest with a virtio-net device on a TAP, and reports a bus
   }
 });
 
-test('the CLI reports a TAP that does not exist and may not be created (status 2)', async () => {
+kvmTest('the CLI reports a TAP that does not exist and may not be created (status 2)', async () => {
   await withNamespace('the CLI no-such-TAP test', (ns) => {
     const capabilities = effectiveCapabilities(ns, WITHOUT_NET_ADMIN);
     assert.is(capabilities & (1n << BigInt(CAP_NET_ADMIN)), 0n, 'the VMM runs without CAP_NET_ADMIN');
@@ -109,7 +113,7 @@ test('the CLI reports a TAP that does not exist and may not be created (status 2
   });
 });
 
-test('the CLI refuses an interface that is not a TAP, a TUN or loopback (status 2)', async () => {
+kvmTest('the CLI refuses an interface that is not a TAP, a TUN or loopback (status 2)', async () => {
   await withNamespace('the CLI not-a-TAP test', (ns) => {
     const guest = ensureTestGuest();
     ns.ip('tuntap', 'add', 'dev', 'kvmclitun0', 'mode', 'tun');
@@ -120,7 +124,7 @@ test('the CLI refuses an interface that is not a TAP, a TUN or loopback (status 
   });
 });
 
-test('the CLI reports a host without /dev/net/tun (status 4)', async () => {
+kvmTest('the CLI reports a host without /dev/net/tun (status 4)', async () => {
   await withNamespace('the CLI no-/dev/net/tun test', (ns) => {
     const guest = ensureTestGuest();
     const run = kvmInNamespace(ns, ['run', '-k', guest.elf, '--net', 'kvmcli5', '-p', 'test=hello'], WITHOUT_DEV_NET_TUN);
@@ -129,7 +133,7 @@ test('the CLI reports a host without /dev/net/tun (status 4)', async () => {
   });
 });
 
-test('inside KVM the test guest ARPs and pings the namespace through virtio-net over PCI (MSI-X) and MMIO, with and without mergeable receive buffers', async () => {
+kvmTest('inside KVM the test guest ARPs and pings the namespace through virtio-net over PCI (MSI-X) and MMIO, with and without mergeable receive buffers', async () => {
   const ns = NetNamespace.create();
   if (typeof ns === 'string') throw new Error(`the guest network test needs a network namespace: ${ns}`);
   try {
