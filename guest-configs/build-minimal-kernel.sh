@@ -2,7 +2,7 @@
 # Builds kvm's minimal guest kernel from Debian's linux-source-6.1 and
 # guest-configs/minimal.config. Idempotent: cached outside the repository in
 # $KVM_GUEST_CACHE (default ~/.cache/kvm-guests) and rebuilt only when the
-# fragment or the source package changes. Prints the paths of vmlinux and bzImage.
+# fragment, our patches (patches/) or the source package changes. Prints the paths of vmlinux and bzImage.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${KVM_GUEST_CACHE:-$HOME/.cache/kvm-guests}"
@@ -11,7 +11,7 @@ mkdir -p "$out"
 say() { printf '\033[1mguest-configs:\033[0m %s\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-need=(linux-source-6.1 bc bison flex libelf-dev make gcc cpio gzip xz-utils)
+need=(linux-source-6.1 bc bison flex libelf-dev make gcc cpio gzip xz-utils patch)
 missing=()
 for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,8 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 tarball=$(ls /usr/src/linux-source-6.1.tar.* | head -1)
+# Our own kernel patches, applied in name order (see patches/*.patch for what each is for).
+patches=("$here"/patches/*.patch)
 # Contents only, not paths: a clone elsewhere shares the cache.
-stamp="$(sha256sum "$here/minimal.config" "$tarball" | cut -d" " -f1 | sha256sum | cut -c1-16)"
+stamp="$(sha256sum "$here/minimal.config" "$tarball" "${patches[@]}" | cut -d" " -f1 | sha256sum | cut -c1-16)"
+patch_set="$(cat "${patches[@]}" | sha256sum | cut -c1-16)"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/vmlinux" ] && [ -f "$out/bzImage" ]; then
   say "minimal kernel is up to date"
   printf '%s\n%s\n' "$out/vmlinux" "$out/bzImage"
@@ -30,11 +33,18 @@ if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/vml
 fi
 
 src="$cache/linux-source-6.1"
-if [ ! -f "$src/Makefile" ]; then
+# The tree is reused between builds (make only rebuilds what changed) while it carries exactly
+# this patch set; otherwise it is extracted afresh and patched.
+if [ ! -f "$src/Makefile" ] || [ "$(cat "$src/.kvm-patch-set" 2>/dev/null)" != "$patch_set" ]; then
   say "extracting $tarball"
   rm -rf "$src"
   mkdir -p "$cache"
   tar -xf "$tarball" -C "$cache"
+  for p in "${patches[@]}"; do
+    say "applying $(basename "$p")"
+    patch -s -p1 -d "$src" < "$p" || { echo "guest-configs: $(basename "$p") does not apply to $tarball" >&2; exit 1; }
+  done
+  echo "$patch_set" > "$src/.kvm-patch-set"
 fi
 cd "$src"
 say "configuring (tinyconfig + minimal.config)"
