@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds kvm's check initramfs: Debian's busybox-static (extracted, not installed), its applet
-# links and guest-configs/init/init.sh as /init, which loads modules, runs the disk/net/rng
-# checks the kernel command line asks for, prints `kvm-check: ...` lines and powers off.
+# links and guest-configs/init/init.sh as /init, which loads modules, runs the checks of
+# init/checks.sh the kernel command line asks for, prints `kvm-check: ...` lines and powers off.
 #
 #   build-initramfs.sh                      -> $cache/initramfs/initramfs.cpio.gz (no modules)
 #   build-initramfs.sh MODULES_DIR [NAME]   -> $cache/initramfs/initramfs-NAME.cpio.gz with
@@ -35,7 +35,7 @@ fi
 need_debs cpio gzip
 bbver=$(candidate_version busybox-static)
 stamp=$(echo "busybox-static $bbver" | stamp_of "$here/build-initramfs.sh" "$here/lib.sh" \
-  "$here/init/init.sh" "$here/init/udhcpc.script" ${mod_files[@]+"${mod_files[@]}"})
+  "$here/init/init.sh" "$here/init/checks.sh" "$here/init/udhcpc.script" ${mod_files[@]+"${mod_files[@]}"})
 if [ "${FORCE:-0}" != 1 ] && [ -f "$image" ] && [ "$(cat "$image.stamp" 2>/dev/null)" = "$stamp" ]; then
   say "initramfs $(basename "$image") is up to date"
   printf '%s\n' "$image"
@@ -50,6 +50,7 @@ say "assembling $(basename "$image") (busybox-static $bbver${modules:+, modules 
 busybox_tree "$bb" "$root"
 mkdir -p "$root/etc" "$root/proc" "$root/sys" "$root/mnt" "$root/tmp" "$root/root" "$root/lib/modules"
 install -m 755 "$here/init/init.sh" "$root/init"
+install -D -m 644 "$here/init/checks.sh" "$root/lib/kvm/checks.sh"
 install -m 755 "$here/init/udhcpc.script" "$root/etc/udhcpc.script"
 mkdir -p "$root/etc/udhcpc"
 ln -s /etc/udhcpc.script "$root/etc/udhcpc/default.script"  # Debian busybox's default script

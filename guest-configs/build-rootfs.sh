@@ -21,7 +21,7 @@ mkdir -p "$out"
 need_debs e2fsprogs
 bbver=$(candidate_version busybox-static)
 overlay_files=()
-while IFS= read -r f; do overlay_files+=("$f"); done < <(find "$here/rootfs" "$here/init/udhcpc.script" -type f | LC_ALL=C sort)
+while IFS= read -r f; do overlay_files+=("$f"); done < <(find "$here/rootfs" "$here/init/udhcpc.script" "$here/init/checks.sh" -type f | LC_ALL=C sort)
 stamp=$(echo "busybox-static $bbver size $size $(cd "$here" && find rootfs -type f | LC_ALL=C sort | tr '\n' ' ')" |
   stamp_of "$here/build-rootfs.sh" "$here/lib.sh" "${overlay_files[@]}")
 if up_to_date "$out" "$stamp" "$image"; then
@@ -40,6 +40,7 @@ mkdir -p "$root"/{dev,proc,sys,tmp,run,mnt,root,etc/init.d,etc/udhcpc,var/log}
 chmod 1777 "$root/tmp"
 cp -a "$here/rootfs/." "$root/"
 install -m 755 "$here/init/udhcpc.script" "$root/etc/udhcpc/default.script"  # Debian busybox's default
+install -D -m 644 "$here/init/checks.sh" "$root/lib/kvm/checks.sh"  # rcS runs it for kvm.checks=
 ln -sf /proc/mounts "$root/etc/mtab"
 find "$root" -exec touch -h -d @0 {} +
 
