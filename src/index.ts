@@ -3,4 +3,4 @@ export { VirtualMachine, runVm, statusForError, messageForError } from './vm.js'
 export { ConfigError, parseMemorySize, type VmConfig, type ConsoleKind } from './config.js';
 export { BootError } from './boot/index.js';
 export { KvmError } from './vmm/kvm.js';
-export * from './vmm/exit-status.js';
+export * from './base/exit-status.js';

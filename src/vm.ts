@@ -20,7 +20,7 @@ import {
   EXIT_INVALID_ARGUMENTS,
   EXIT_TIMEOUT,
   type VmExit,
-} from './vmm/exit-status.js';
+} from './base/exit-status.js';
 import { PCI_HOLE_START } from './vmm/guest-ram.js';
 import { KvmError, MAX_KVM_IOAPIC_ID } from './vmm/kvm.js';
 import { HostCallError } from './vmm/libc.js';

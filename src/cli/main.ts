@@ -6,7 +6,7 @@
 import { accessSync, constants as fsConstants, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { availableParallelism, constants } from 'node:os';
-import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
+import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../base/exit-status.js';
 import { prewarmVcpuThreads, releaseVcpuThreads } from '../vmm/vcpu-threads.js';
 import { ConfigError, validateConfig } from '../config.js';
 import type { VirtualMachine } from '../vm.js';
