@@ -24,15 +24,8 @@ import { O_CLOEXEC, close, pipe, setNonBlocking } from './vmm/libc.js';
 import type { Machine } from './vmm/machine.js';
 import { attachVirtioPci } from './transport/pci/virtio-pci-attach.js';
 import { PciBus } from './transport/pci/pci-bus.js';
-
-/** virtio-mmio windows start here, above the PCI BAR window, inside the 32-bit hole. */
-export const VIRTIO_MMIO_BASE = 0xd000_0000;
-export const VIRTIO_MMIO_STRIDE = 0x1000;
-/**
- * Interrupt lines for devices: the free ISA lines (not 0-4, 8 RTC, 9 ACPI SCI, 12 PS/2 mouse,
- * 13 FPU), then the IOAPIC-only GSIs 16-23 (for kernels that use the IOAPIC from ACPI or the MP table).
- */
-export const DEVICE_IRQS = [5, 6, 7, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23] as const;
+import { TransportError } from './transport/transport-error.js';
+import { DEVICE_IRQS, MAX_MMIO_DEVICES, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE } from './device-placement.js';
 
 export interface VirtioDeviceOptions {
   readonly transport: TransportKind;
@@ -133,7 +126,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   if (options.transport === 'mmio') {
     devices.forEach(({ name, device, module, attached: onAttached }, i) => {
       const irq = DEVICE_IRQS[i];
-      if (irq === undefined) throw new Error(`too many virtio-mmio devices (at most ${DEVICE_IRQS.length})`);
+      if (irq === undefined) throw new TransportError('mmio-full', `too many virtio-mmio devices (at most ${MAX_MMIO_DEVICES})`);
       const a = attachVirtioMmio(machine, name, device, module, { base: VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE, irq });
       onAttached?.(a);
       attached.push(a);

@@ -4,26 +4,17 @@
  */
 import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
-import { BootError } from './boot/boot-error.js';
 import { isLinuxKernel, loadKernel } from './boot/index.js';
-import { FirmwareError, buildFirmwareTables } from './boot/acpi/index.js';
+import { buildFirmwareTables } from './boot/acpi/index.js';
 import type { BootProtocol } from './boot/cpu-state.js';
-import { ConfigError, kernelCommandLine, validateConfig, type VmConfig } from './config.js';
+import { errorToExit } from './base/error-exit.js';
+import { kernelCommandLine, validateConfig, type ValidConfig, type VmConfig } from './config.js';
 import { addLegacyDevices } from './legacy/index.js';
 import { addVirtioDevices, type VirtioDevices } from './virtio-devices.js';
-import { NetError } from './net/net-error.js';
-import { DiskError } from './disk/disk-error.js';
 import { openDisks } from './disk/disk-image.js';
-import { CpuidError } from './vmm/cpuid.js';
-import {
-  EXIT_HOST_ERROR,
-  EXIT_INVALID_ARGUMENTS,
-  EXIT_TIMEOUT,
-  type VmExit,
-} from './vmm/exit-status.js';
+import { EXIT_TIMEOUT, type VmExit } from './base/exit-status.js';
 import { PCI_HOLE_START } from './vmm/guest-ram.js';
-import { KvmError, MAX_KVM_IOAPIC_ID } from './vmm/kvm.js';
-import { HostCallError } from './vmm/libc.js';
+import { MAX_KVM_IOAPIC_ID } from './vmm/kvm.js';
 import { hostQuirkLinuxParams, hostQuirksActive } from './vmm/host-quirks.js';
 import { Machine, type MachineTimings } from './vmm/machine.js';
 
@@ -43,14 +34,18 @@ export class VirtualMachine {
     private readonly counters: Pick<VirtioDevices, 'counters' | 'threadCounters'>,
   ) {}
 
-  /** Validates the config, creates the VM and loads the kernel. Throws ConfigError, BootError or KvmError. */
-  static async create(config: VmConfig): Promise<VirtualMachine> {
+  /**
+   * Creates the VM and loads the kernel, validating the config first unless validateConfig
+   * already returned it. Throws a VmmError (ConfigError, BootError, KvmError, …): errorToExit
+   * gives its status and message.
+   */
+  static async create(config: VmConfig | ValidConfig): Promise<VirtualMachine> {
     const valid = validateConfig(config);
     const kernel = readFileSync(valid.kernel);
     const initrd = valid.initrd !== undefined ? readFileSync(valid.initrd) : undefined;
     // Disks are opened and locked before KVM is touched: a bad disk is a one-line error.
-    const disks = openDisks(valid.disks ?? []);
-    const hostQuirks = hostQuirksActive(valid.hostQuirks ?? 'auto');
+    const disks = openDisks(valid.disks);
+    const hostQuirks = hostQuirksActive(valid.hostQuirks);
     let machine: Machine;
     try {
       machine = Machine.create({
@@ -65,21 +60,20 @@ export class VirtualMachine {
     }
     try {
       const highMemoryBytes = Math.max(0, valid.memoryBytes - PCI_HOLE_START);
-      const outputFd = valid.serialOutputFd ?? 1;
+      const outputFd = valid.serialOutputFd;
       const uart = addLegacyDevices(machine, {
         serialOutputFd: outputFd,
         memoryBytes: valid.memoryBytes,
         highMemoryBytes,
       });
       const virtio = addVirtioDevices(machine, {
-        transport: valid.transport ?? 'pci',
-        rng: valid.rng ?? false,
+        transport: valid.transport,
+        rng: valid.rng,
         console: valid.console === 'virtio' ? { outputFd } : undefined,
-        net: valid.net ?? [],
+        net: valid.net,
         disks,
-        diskQueues: valid.cpus,
       });
-      const quirkParams = hostQuirks && isLinuxKernel(kernel) ? hostQuirkLinuxParams(valid.cmdline ?? '') : [];
+      const quirkParams = hostQuirks && isLinuxKernel(kernel) ? hostQuirkLinuxParams(valid.cmdline) : [];
       if (quirkParams.length) log('host quirks: Linux gets %s', quirkParams.join(' '));
       const cmdline = [kernelCommandLine(valid), ...quirkParams, ...virtio.cmdline].join(' ');
       const firmware = buildFirmwareTables(machine.memory, {
@@ -165,35 +159,25 @@ export class VirtualMachine {
   }
 }
 
-/** Runs a VM to completion; failures to build it come back as an exit status too. */
-export async function runVm(config: VmConfig): Promise<VmExit> {
+/** Runs a VM to completion; failures to build it come back as an exit status too (errorToExit). */
+export async function runVm(config: VmConfig | ValidConfig): Promise<VmExit> {
   let vm: VirtualMachine;
   try {
     vm = await VirtualMachine.create(config);
   } catch (error) {
-    return { status: statusForError(error), reason: messageForError(error) };
+    const { status, message } = errorToExit(error);
+    return { status, reason: message };
   }
   vm.start();
   return vm.wait();
 }
 
-/** The documented status for an error raised while building a VM. */
+/** The documented status for an error raised while building a VM (errorToExit(error).status). */
 export function statusForError(error: unknown): number {
-  if (error instanceof NetError) return error.exitStatus;
-  if (error instanceof DiskError) return error.exitStatus;
-  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError || error instanceof FirmwareError) {
-    return EXIT_INVALID_ARGUMENTS;
-  }
-  if (error instanceof KvmError && error.kind === 'vcpu-limit') return EXIT_INVALID_ARGUMENTS;
-  return EXIT_HOST_ERROR;
+  return errorToExit(error).status;
 }
 
+/** The one-line message for an error raised while building a VM (errorToExit(error).message). */
 export function messageForError(error: unknown): string {
-  if (error instanceof NetError) return error.message;
-  if (error instanceof DiskError) return error.message;
-  if (error instanceof ConfigError || error instanceof BootError || error instanceof CpuidError || error instanceof FirmwareError) {
-    return error.message;
-  }
-  if (error instanceof KvmError || error instanceof HostCallError) return error.message;
-  return `internal error: ${error instanceof Error ? error.message : String(error)}`;
+  return errorToExit(error).message;
 }

@@ -2,6 +2,8 @@
  * The one error a kernel load can end in. Messages are a single line naming the
  * problem: the CLI prints them verbatim and exits with status 2.
  */
+import { EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
 export type BootErrorKind =
   /** Neither an ELF nor a bzImage (no ELF magic, no boot flag / "HdrS"). */
@@ -31,10 +33,9 @@ export type BootErrorKind =
   /** A VMM-supplied option is unusable (reserved range, RSDP address, command line bytes). */
   | 'bad-option';
 
-export class BootError extends Error {
-  constructor(readonly kind: BootErrorKind, message: string) {
-    super(message);
-    this.name = 'BootError';
+export class BootError extends VmmError<BootErrorKind> {
+  constructor(kind: BootErrorKind, message: string) {
+    super(kind, message, { status: EXIT_INVALID_ARGUMENTS });
   }
 }
 

@@ -2,18 +2,23 @@
  * `kvm run` flags (kvmtool's short flags, with long aliases) → VmConfig.
  * Every mistake becomes a UsageError with one line that names the flag.
  */
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { fileErrorReason, systemError } from '../base/error-exit.js';
+import { EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 import type { HostQuirksMode } from '../vmm/host-quirks.js';
-import { ConfigError, DEFAULT_MEMORY_BYTES, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../config.js';
+import { ConfigError, DEFAULT_MEMORY_BYTES, MAX_TIMEOUT_SECONDS, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../config.js';
 import { NetError } from '../net/net-error.js';
 import { parseNetOption, type NetSpec } from '../net/net-spec.js';
 import { DiskError } from '../disk/disk-error.js';
 import { parseDiskSpec, type DiskSpec } from '../disk/disk-spec.js';
 
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
+/** A bad command line: status 2. */
+export class UsageError extends VmmError<'usage'> {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super('usage', message, { ...options, status: EXIT_INVALID_ARGUMENTS });
   }
 }
 
@@ -42,7 +47,76 @@ const runOptions = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-function positiveInteger(flag: string, text: string): number {
+/** How the user spelled each option that takes a value ("-m" or "--mem"), for messages. */
+type Spelling = ReadonlyMap<string, string>;
+
+/** Options that take a value, by every spelling: "--mem" and "-m" → "mem". */
+const VALUE_OPTIONS = new Map<string, string>(
+  Object.entries(runOptions).flatMap(([name, option]) =>
+    option.type === 'string' ? [[`--${name}`, name] as const, ...('short' in option ? [[`-${option.short}`, name] as const] : [])] : [],
+  ),
+);
+const FLAG_OPTIONS = new Set(Object.entries(runOptions).flatMap(([name, option]) => (option.type === 'boolean' ? [`--${name}`] : [])));
+
+/**
+ * An option that takes a value takes the next argument whatever it looks like, so
+ * `--cpu-features -cx16,-xsave` and `-m -5` reach our own checks (parseArgs refuses a value
+ * that starts with '-' unless it is written `--opt=value`). Returns the arguments with every
+ * such pair joined as `--name=value`, and how each option was spelled.
+ */
+function joinOptionValues(args: readonly string[]): { args: string[]; spelling: Spelling } {
+  const joined: string[] = [];
+  const spelling = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      joined.push(...args.slice(i));
+      break;
+    }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const name = VALUE_OPTIONS.get(flag);
+    if (name !== undefined) {
+      spelling.set(name, flag);
+      if (eq >= 0) {
+        joined.push(arg);
+        continue;
+      }
+      const value = args[i + 1];
+      if (value === undefined) throw new UsageError(`${flag} needs a value (try: kvm run --help)`);
+      joined.push(`--${name}=${value}`);
+      i++;
+      continue;
+    }
+    if (eq >= 0 && FLAG_OPTIONS.has(flag)) throw new UsageError(`${flag} takes no value`);
+    // A short option with its value attached: -m512.
+    const attached = /^-([A-Za-z])./.exec(arg);
+    const shortName = attached ? VALUE_OPTIONS.get(`-${attached[1]}`) : undefined;
+    if (shortName !== undefined) spelling.set(shortName, `-${attached![1]}`);
+    joined.push(arg);
+  }
+  return { args: joined, spelling };
+}
+
+function parseRunArgs(rest: readonly string[]): { values: ReturnType<typeof parseRunOptions>; spelling: Spelling } {
+  const { args, spelling } = joinOptionValues(rest);
+  try {
+    return { values: parseRunOptions(args), spelling };
+  } catch (error) {
+    const { code, message } = error as { code?: string; message: string };
+    const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${quoted} (try: kvm run --help)`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new UsageError(`unexpected argument "${quoted}" (try: kvm run --help)`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new UsageError(`bad value for ${quoted.split(',')[0]} (try: kvm run --help)`);
+    throw new UsageError(`cannot read the options (try: kvm run --help)`, { cause: error });
+  }
+}
+
+function parseRunOptions(args: string[]) {
+  return parseArgs({ args, options: runOptions, strict: true, allowPositionals: false }).values;
+}
+
+function wholeNumber(flag: string, text: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(`${flag} "${text}" is not a whole number`);
   return Number(text);
 }
@@ -55,29 +129,22 @@ export function parseCommand(argv: readonly string[]): Command {
   if (command === '-V' || command === '--version' || command === 'version') return { kind: 'version' };
   if (command !== 'run') throw new UsageError(`unknown command "${command}" (try: kvm run --help)`);
 
-  let values;
-  try {
-    ({ values } = parseArgs({ args: [...rest], options: runOptions, strict: true, allowPositionals: false }));
-  } catch (error) {
-    const message = (error as Error).message.split('\n')[0]!;
-    const unknown = /Unknown option '([^']+)'/.exec(message);
-    if (unknown) throw new UsageError(`unknown option ${unknown[1]} (try: kvm run --help)`);
-    const positional = /Unexpected argument '([^']+)'/.exec(message);
-    if (positional) throw new UsageError(`unexpected argument "${positional[1]}" (try: kvm run --help)`);
-    throw new UsageError(message.replace(/\.$/, ''));
-  }
+  const { values, spelling } = parseRunArgs(rest);
+  const flag = (name: keyof typeof runOptions): string => spelling.get(name) ?? `--${name}`;
   if (values.help) return { kind: 'help', topic: 'run' };
   if (values.kernel === undefined) throw new UsageError('missing --kernel (-k): the kernel to boot');
+  if (values.kernel === '') throw new UsageError(`${flag('kernel')} needs a file path`);
+  if (values.initrd === '') throw new UsageError(`${flag('initrd')} needs a file path`);
 
   let memoryBytes = DEFAULT_MEMORY_BYTES;
   if (values.mem !== undefined) {
     try {
       memoryBytes = parseMemorySize(values.mem);
     } catch (error) {
-      throw new UsageError(`--mem: ${(error as ConfigError).message}`);
+      throw new UsageError(`${flag('mem')}: ${(error as ConfigError).message}`);
     }
   }
-  const cpus = values.cpus !== undefined ? positiveInteger('--cpus', values.cpus) : 1;
+  const cpus = values.cpus !== undefined ? wholeNumber(flag('cpus'), values.cpus) : 1;
   const consoleKind = values.console ?? 'serial';
   if (consoleKind !== 'serial' && consoleKind !== 'virtio') {
     throw new UsageError(`--console "${consoleKind}" is not serial or virtio`);
@@ -94,7 +161,11 @@ export function parseCommand(argv: readonly string[]): Command {
     if (!/^\d+(\.\d+)?$/.test(values.timeout) || !(timeoutSeconds > 0)) {
       throw new UsageError(`--timeout "${values.timeout}" is not a positive number of seconds`);
     }
+    if (timeoutSeconds > MAX_TIMEOUT_SECONDS) {
+      throw new UsageError(`--timeout ${values.timeout} is longer than the longest supported, ${MAX_TIMEOUT_SECONDS} s (24 days)`);
+    }
   }
+  if (values['cpu-features'] === '') throw new UsageError('--cpu-features needs a list, e.g. -cx16,-xsave');
   let net: NetSpec[] = [];
   try {
     net = (values.net ?? []).map(parseNetOption);
@@ -106,7 +177,7 @@ export function parseCommand(argv: readonly string[]): Command {
   try {
     disks = (values.disk ?? []).map(parseDiskSpec);
   } catch (error) {
-    if (error instanceof DiskError) throw new UsageError(`--disk: ${error.message}`);
+    if (error instanceof DiskError) throw new UsageError(`${flag('disk')}: ${error.message}`);
     throw error;
   }
   const params = [...(values.params ?? []), ...(values.cmdline ?? []), ...(values.append ?? [])];
@@ -130,6 +201,34 @@ export function parseCommand(argv: readonly string[]): Command {
       hostQuirks: hostQuirks as HostQuirksMode,
     },
   };
+}
+
+/**
+ * Where --metrics will write at the end of the run: refused now (status 2) unless it is a
+ * regular file or a new name in a directory this process may write, so the metrics of a
+ * run are never lost at its end.
+ */
+export function checkMetricsPath(file: string): void {
+  let stat;
+  try {
+    stat = statSync(file);
+  } catch (error) {
+    const system = systemError(error);
+    if (system?.code !== 'ENOENT') {
+      throw new UsageError(`--metrics ${file}: ${system ? fileErrorReason(system) : (error as Error).message}`, { cause: error });
+    }
+  }
+  if (stat?.isDirectory()) throw new UsageError(`--metrics ${file}: a directory; name the file to write`);
+  if (stat && !stat.isFile()) throw new UsageError(`--metrics ${file}: not a regular file`);
+  const target = stat ? file : dirname(resolve(file));
+  try {
+    accessSync(target, fsConstants.W_OK);
+  } catch (error) {
+    const system = systemError(error);
+    throw new UsageError(`--metrics ${file}: cannot write ${target}: ${system ? fileErrorReason(system) : (error as Error).message}`, {
+      cause: error,
+    });
+  }
 }
 
 export const MAIN_HELP = `kvm — a lightweight KVM virtual machine monitor
@@ -171,8 +270,10 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
                            disk). A read-write disk is locked against other VMMs.
       --transport KIND     pci (default) or mmio, for every virtio device; MMIO
                            devices are announced with virtio_mmio.device= parameters
-      --timeout SECONDS    end the run with status 124 after this long
-      --metrics PATH       when the run ends, write JSON there: the exit status and
+      --timeout SECONDS    end the run with status 124 after this long (at most
+                           2147483 s, about 24 days)
+      --metrics PATH       when the run ends, write JSON to file PATH (checked before
+                           the VM starts: not a directory, writable): the exit status and
                            reason, and every virtio device's counters (requests,
                            bytes, frames, drops by reason; per data-plane thread too
                            for disks with several queues)
@@ -183,6 +284,9 @@ export const RUN_HELP = `usage: kvm run -k KERNEL [options]
                            CX16, and give Linux kernels the parameters that host's
                            emulator needs (noxsave, clearcpuid=…; see README)
   -h, --help               this help
+
+An option that takes a value takes the next argument even when it starts with
+'-': --cpu-features -cx16,-xsave.
 
 Console: the guest's serial port is stdin/stdout; on a terminal, Ctrl-A x quits
 and Ctrl-A Ctrl-A sends Ctrl-A.

@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 /**
  * The `kvm` command: parse flags, build the VM through the library API, wire
- * the console and signals, and exit with the documented status.
+ * the console and signals, and exit with the documented status. Every error
+ * ends here as one line, `kvm: <message>`, with the status errorToExit gives it.
  */
-import { accessSync, constants as fsConstants, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import createDebug from 'debug';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
-import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS, EXIT_POWER_OFF } from '../vmm/exit-status.js';
+import { errorToExit } from '../base/error-exit.js';
+import { EXIT_POWER_OFF } from '../base/exit-status.js';
 import { prewarmVcpuThreads, releaseVcpuThreads } from '../vmm/vcpu-threads.js';
-import { ConfigError, validateConfig } from '../config.js';
+import { validateConfig } from '../config.js';
 import type { VirtualMachine } from '../vm.js';
-import { MAIN_HELP, RUN_HELP, UsageError, parseCommand } from './args.js';
+import { MAIN_HELP, RUN_HELP, checkMetricsPath, parseCommand } from './args.js';
 import { TerminalConsole } from './terminal.js';
+
+const log = createDebug('kvm:cli');
 
 function fail(message: string, status: number): never {
   process.stderr.write(`kvm: ${message}\n`);
@@ -19,13 +23,7 @@ function fail(message: string, status: number): never {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
-  let command;
-  try {
-    command = parseCommand(argv);
-  } catch (error) {
-    if (error instanceof UsageError) fail(error.message, EXIT_INVALID_ARGUMENTS);
-    throw error;
-  }
+  const command = parseCommand(argv);
   if (command.kind === 'help') {
     process.stdout.write(command.topic === 'run' ? RUN_HELP : MAIN_HELP);
     return;
@@ -36,31 +34,21 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
 
-  // Most mistakes are caught here, before any thread or native module exists.
-  try {
-    validateConfig(command.config);
-  } catch (error) {
-    if (error instanceof ConfigError) fail(error.message, EXIT_INVALID_ARGUMENTS);
-    throw error;
-  }
+  // Every mistake in the command line or the files it names is caught here (status 2),
+  // before any thread or native module exists and before /dev/kvm is opened.
+  const config = validateConfig(command.config);
   const { metricsPath } = command;
-  if (metricsPath !== undefined) {
-    try {
-      accessSync(dirname(resolve(metricsPath)), fsConstants.W_OK);
-    } catch (error) {
-      fail(`--metrics: cannot write ${metricsPath}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, EXIT_INVALID_ARGUMENTS);
-    }
-  }
+  if (metricsPath !== undefined) checkMetricsPath(metricsPath);
   // vCPU threads boot Node and koffi while this thread loads the VMM.
   // Only for counts KVM will accept (its recommended limit is the host's CPU count).
-  if (command.config.cpus <= availableParallelism()) prewarmVcpuThreads(command.config.cpus);
-  const { VirtualMachine, messageForError, statusForError } = await import('../vm.js');
+  if (config.cpus <= availableParallelism()) prewarmVcpuThreads(config.cpus);
+  const { VirtualMachine } = await import('../vm.js');
   let vm: VirtualMachine;
   try {
-    vm = await VirtualMachine.create(command.config);
+    vm = await VirtualMachine.create(config);
   } catch (error) {
     await releaseVcpuThreads();
-    fail(messageForError(error), statusForError(error));
+    throw error;
   }
   const terminal = new TerminalConsole(process.stdin, {
     input: (bytes) => vm.sendConsoleInput(bytes),
@@ -78,7 +66,7 @@ async function main(argv: readonly string[]): Promise<void> {
     try {
       writeFileSync(metricsPath, `${JSON.stringify({ status: exit.status, reason: exit.reason, devices: vm.deviceCounters(), dataPlaneThreads: vm.dataPlaneThreadCounters() }, null, 2)}\n`);
     } catch (error) {
-      process.stderr.write(`kvm: --metrics: cannot write ${metricsPath}: ${(error as Error).message}\n`);
+      process.stderr.write(`kvm: --metrics: cannot write ${metricsPath}: ${errorToExit(error).message}\n`);
     }
   }
   if (process.env.KVM_REPORT_EXIT || exit.status % 2 === 0 && exit.status !== EXIT_POWER_OFF) {
@@ -88,5 +76,7 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  fail(`internal error: ${error instanceof Error ? error.message : String(error)}`, EXIT_HOST_ERROR);
+  log('%O', error);
+  const { status, message } = errorToExit(error);
+  fail(message, status);
 });

@@ -1,15 +1,19 @@
 /**
  * The one error class of src/disk: a disk the user named cannot be used.
- * Every message is one line that names the disk; vm.ts maps the kinds to
- * exit statuses (a host conflict, 'locked', or a host failure, 'io', is 4;
+ * Every message is one line that names the disk; the kind decides the exit
+ * status (a host conflict, 'locked', or a host failure, 'io', is 4;
  * everything the user can fix in the command line or the file is 2).
  */
+import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
 export type DiskErrorKind =
   /** A malformed -d/--disk argument. */
   | 'bad-option'
   /** The path does not exist. */
   | 'missing'
+  /** The path cannot be resolved: a symbolic link loop (ELOOP), a name too long. */
+  | 'bad-path'
   /** A directory, FIFO, socket or character device. */
   | 'not-a-disk'
   /** Smaller than one 512-byte sector. */
@@ -23,17 +27,8 @@ export type DiskErrorKind =
   /** Any other failure of the host (EIO, O_DIRECT refused, …). */
   | 'io';
 
-export class DiskError extends Error {
-  constructor(
-    readonly kind: DiskErrorKind,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'DiskError';
-  }
-
-  /** The documented exit status: 4 for host conflicts and failures, 2 for what the user can fix. */
-  get exitStatus(): number {
-    return this.kind === 'locked' || this.kind === 'io' ? 4 : 2;
+export class DiskError extends VmmError<DiskErrorKind> {
+  constructor(kind: DiskErrorKind, message: string, options: { cause?: unknown } = {}) {
+    super(kind, message, { ...options, status: kind === 'locked' || kind === 'io' ? EXIT_HOST_ERROR : EXIT_INVALID_ARGUMENTS });
   }
 }

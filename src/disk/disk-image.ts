@@ -7,7 +7,8 @@
  * they stay open.
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import os from 'node:os';
+import { fstatSync } from 'node:fs';
 import path from 'node:path';
 import {
   F_RDLCK,
@@ -23,16 +24,15 @@ import {
   lockWholeFile,
   open,
 } from '../vmm/libc.js';
+import { SECTOR, checkDiskPath, checkDistinctDisks, realPath } from './disk-check.js';
 import { DiskError } from './disk-error.js';
 import type { DiskSpec } from './disk-spec.js';
 
 /** BLKGETSIZE64 = _IOR(0x12, 114, size_t); BLKSSZGET = _IO(0x12, 104). */
 const BLKGETSIZE64 = 0x8008_1272;
 const BLKSSZGET = 0x1268;
-const SECTOR = 512;
 /** What F_OFD_SETLK answers when another description holds a conflicting lock. */
-const EAGAIN = 11;
-const EACCES = 13;
+const { EAGAIN, EACCES } = os.constants.errno;
 /** O_DIRECT alignment assumed when the kernel does not report it. */
 const FALLBACK_DIRECT_ALIGN = 4096;
 
@@ -55,25 +55,7 @@ export interface DiskImage {
 
 export function openDiskImage(spec: DiskSpec): DiskImage {
   const what = `disk ${spec.path}`;
-  const stat = statOrThrow(what, spec.path);
-  if (!stat.isFile() && !stat.isBlockDevice()) {
-    const kind = stat.isDirectory() ? 'a directory' : 'not a regular file or block device';
-    throw new DiskError('not-a-disk', `${what}: ${kind}`);
-  }
-  try {
-    accessSync(spec.path, constants.R_OK);
-  } catch {
-    throw new DiskError('permission', `${what}: permission denied`);
-  }
-  // Root passes access(W_OK) on a 0444 file; a file nobody may write is still meant to stay as it is.
-  if (!spec.readOnly) {
-    const denied = !(stat.mode & 0o222) ? 'EACCES' : writeDenied(spec.path);
-    if (denied === 'EROFS') throw new DiskError('read-only', `${what}: on a read-only filesystem; add ,ro to attach it read-only`);
-    if (denied) throw new DiskError('read-only', `${what}: the file is read-only; add ,ro to attach it read-only`);
-  }
-  if (stat.isFile() && stat.size < SECTOR) {
-    throw new DiskError('empty', `${what}: ${stat.size === 0 ? 'file is empty' : `smaller than one ${SECTOR}-byte sector`}`);
-  }
+  checkDiskPath(spec);
 
   const access = spec.readOnly ? O_RDONLY : O_RDWR;
   const fd = openOrThrow(what, spec.path, access | (spec.direct ? O_DIRECT : 0), spec.direct);
@@ -124,12 +106,7 @@ export function openDiskImage(spec: DiskSpec): DiskImage {
 
 /** Opens every disk in order; when one fails, those already open are closed again. */
 export function openDisks(specs: readonly DiskSpec[]): DiskImage[] {
-  const seen = new Set<string>();
-  for (const spec of specs) {
-    const where = realPath(spec.path);
-    if (seen.has(where)) throw new DiskError('bad-option', `disk ${spec.path} is named twice`);
-    seen.add(where);
-  }
+  checkDistinctDisks(specs);
   const opened: DiskImage[] = [];
   try {
     for (const spec of specs) opened.push(openDiskImage(spec));
@@ -137,28 +114,6 @@ export function openDisks(specs: readonly DiskSpec[]): DiskImage[] {
   } catch (error) {
     opened.forEach((image) => image.close());
     throw error;
-  }
-}
-
-function statOrThrow(what: string, file: string): Stats {
-  try {
-    return statSync(file);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new DiskError('missing', `${what}: no such file`);
-    if (code === 'EACCES') throw new DiskError('permission', `${what}: permission denied`);
-    throw new DiskError('io', `${what}: ${code ?? (error as Error).message}`);
-  }
-}
-
-/** Why access(W_OK) refuses the file (EACCES, EPERM, EROFS), or undefined when it may be written (or failed otherwise: open will tell). */
-function writeDenied(file: string): 'EACCES' | 'EPERM' | 'EROFS' | undefined {
-  try {
-    accessSync(file, constants.W_OK);
-    return undefined;
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? code : undefined;
   }
 }
 
@@ -173,6 +128,10 @@ function openOrThrow(what: string, file: string, flags: number, direct: boolean)
       case 'EACCES':
       case 'EPERM':
         throw new DiskError('permission', `${what}: permission denied`);
+      case 'ELOOP':
+        throw new DiskError('bad-path', `${what}: too many levels of symbolic links (ELOOP)`, { cause: error });
+      case 'ENAMETOOLONG':
+        throw new DiskError('bad-path', `${what}: file name too long (ENAMETOOLONG)`, { cause: error });
       case 'EROFS':
         throw new DiskError('read-only', `${what}: on a read-only filesystem; add ,ro to attach it read-only`);
       case 'EINVAL':
@@ -219,12 +178,4 @@ export function defaultSerial(file: string): string {
   const base = path.basename(real).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 11);
   const hash = createHash('sha256').update(real).digest('hex').slice(0, 8);
   return base ? `${base}-${hash}` : hash;
-}
-
-function realPath(file: string): string {
-  try {
-    return realpathSync(file);
-  } catch {
-    return path.resolve(file);
-  }
 }

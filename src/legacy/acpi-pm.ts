@@ -8,7 +8,7 @@
 import type { BusDevice } from '../vmm/bus.js';
 import { dataValue, setDataValue } from '../vmm/bus.js';
 import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
-import { EXIT_GUEST_RESET, EXIT_POWER_OFF } from '../vmm/exit-status.js';
+import { EXIT_GUEST_RESET, EXIT_POWER_OFF } from '../base/exit-status.js';
 
 export const ACPI_PM_BASE = 0x600;
 export const PM1A_EVT_BLK = 0x600;

@@ -4,7 +4,7 @@
  */
 import { dataValue } from '../vmm/bus.js';
 import type { DeviceFactory } from '../vmm/device.js';
-import { debugExitStatus } from '../vmm/exit-status.js';
+import { debugExitStatus } from '../base/exit-status.js';
 
 export const DEBUG_EXIT_PORT = 0xf4;
 export const DEBUG_EXIT_PORT_COUNT = 4;

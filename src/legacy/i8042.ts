@@ -6,7 +6,7 @@
  */
 import type { BusDevice } from '../vmm/bus.js';
 import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
-import { EXIT_GUEST_RESET } from '../vmm/exit-status.js';
+import { EXIT_GUEST_RESET } from '../base/exit-status.js';
 import { SharedLock } from '../vmm/shared-lock.js';
 
 export const I8042_DATA_PORT = 0x60;

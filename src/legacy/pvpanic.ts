@@ -5,7 +5,7 @@
  */
 import type { BusDevice } from '../vmm/bus.js';
 import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
-import { EXIT_GUEST_PANIC } from '../vmm/exit-status.js';
+import { EXIT_GUEST_PANIC } from '../base/exit-status.js';
 
 export const PVPANIC_PORT = 0x505;
 export const PVPANIC_PANICKED = 1 << 0;

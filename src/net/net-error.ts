@@ -1,9 +1,11 @@
 /**
  * The one error class of src/net: a network backend the user named cannot be
- * used. Every message is one line that names the TAP; vm.ts maps the kinds
- * to exit statuses (what the user can fix in the command line is 2, what the
- * host refuses or lacks is 4).
+ * used. Every message is one line that names the TAP; the kind decides the
+ * exit status (what the user can fix in the command line is 2, what the host
+ * refuses or lacks is 4).
  */
+import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
 export type NetErrorKind =
   /** A malformed -n/--net argument (unknown key, bad interface name). */
@@ -25,17 +27,8 @@ export type NetErrorKind =
 
 const USER_FIXABLE: ReadonlySet<NetErrorKind> = new Set<NetErrorKind>(['bad-option', 'bad-mac', 'missing', 'not-a-tap']);
 
-export class NetError extends Error {
-  constructor(
-    readonly kind: NetErrorKind,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'NetError';
-  }
-
-  /** The documented exit status: 2 for what the user can fix, 4 for what the host refuses or lacks. */
-  get exitStatus(): number {
-    return USER_FIXABLE.has(this.kind) ? 2 : 4;
+export class NetError extends VmmError<NetErrorKind> {
+  constructor(kind: NetErrorKind, message: string, options: { cause?: unknown } = {}) {
+    super(kind, message, { ...options, status: USER_FIXABLE.has(kind) ? EXIT_INVALID_ARGUMENTS : EXIT_HOST_ERROR });
   }
 }

@@ -3,7 +3,11 @@
  * queue cannot be used any more and the device must go to
  * DEVICE_NEEDS_RESET; any other kind describes one malformed descriptor
  * chain, which the device completes with used length 0 before carrying on.
+ * A queue error never ends a run by itself; its status (for a caller that
+ * lets one escape) is the guest's fault, 36, or the device's own bug, 4.
  */
+import { EXIT_GUEST_CRASH, EXIT_HOST_ERROR } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
 export type QueueErrorKind =
   // Fatal.
@@ -53,13 +57,15 @@ const FATAL_KINDS: ReadonlySet<QueueErrorKind> = new Set<QueueErrorKind>([
   'revoked',
 ]);
 
-export class QueueError extends Error {
+/** Raised by the device's own calls, not by what the guest wrote. */
+const DEVICE_BUG_KINDS: ReadonlySet<QueueErrorKind> = new Set<QueueErrorKind>(['bad-used', 'bad-state']);
+
+export class QueueError extends VmmError<QueueErrorKind> {
   /** True when the device must stop using the queue and ask for a reset. */
   readonly fatal: boolean;
 
-  constructor(readonly kind: QueueErrorKind, message: string) {
-    super(message);
-    this.name = 'QueueError';
+  constructor(kind: QueueErrorKind, message: string) {
+    super(kind, message, { status: DEVICE_BUG_KINDS.has(kind) ? EXIT_HOST_ERROR : EXIT_GUEST_CRASH });
     this.fatal = FATAL_KINDS.has(kind);
   }
 }

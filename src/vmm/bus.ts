@@ -2,6 +2,8 @@
  * Address-range dispatch for port I/O and MMIO exits. Devices see offsets
  * from their own base only; overlapping ranges are refused at insert time.
  */
+import { EXIT_HOST_ERROR } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
 export interface BusDevice {
   /** Fill data (1, 2, 4 or 8 bytes, little-endian) with the value read at offset. */
@@ -11,10 +13,10 @@ export interface BusDevice {
 
 export type BusErrorKind = 'overlap' | 'bad-range';
 
-export class BusError extends Error {
-  constructor(readonly kind: BusErrorKind, message: string) {
-    super(message);
-    this.name = 'BusError';
+/** Two devices claim one range, or a bad registration: the VMM's own layout, status 4. */
+export class BusError extends VmmError<BusErrorKind> {
+  constructor(kind: BusErrorKind, message: string) {
+    super(kind, message, { status: EXIT_HOST_ERROR });
   }
 }
 

@@ -3,14 +3,16 @@
  * APIC id and a topology of one thread per core in one package, minus (or
  * plus) features named as in /proc/cpuinfo.
  */
+import { EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 import { CPUID_ENTRY, KVM_CPUID_FLAG_SIGNIFCANT_INDEX, SIZEOF_KVM_CPUID2, SIZEOF_KVM_CPUID_ENTRY2 } from './kvm-abi.js';
 
 export type CpuidErrorKind = 'unknown-feature' | 'unsupported-feature' | 'bad-syntax';
 
-export class CpuidError extends Error {
-  constructor(readonly kind: CpuidErrorKind, message: string) {
-    super(message);
-    this.name = 'CpuidError';
+/** A --cpu-features list the host cannot honour: status 2. */
+export class CpuidError extends VmmError<CpuidErrorKind> {
+  constructor(kind: CpuidErrorKind, message: string) {
+    super(kind, message, { status: EXIT_INVALID_ARGUMENTS });
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import type createDebug from 'debug';
 import type { BusDevice } from './bus.js';
-import type { VmExit } from './exit-status.js';
+import type { VmExit } from '../base/exit-status.js';
 import type { GuestMemory } from './guest-memory.js';
 
 export interface DeviceSpec {

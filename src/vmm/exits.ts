@@ -10,7 +10,7 @@ import {
   EXIT_GUEST_RESET,
   EXIT_POWER_OFF,
   type VmExit,
-} from './exit-status.js';
+} from '../base/exit-status.js';
 
 export type ExitAction = { readonly kind: 'continue' } | ({ readonly kind: 'stop' } & VmExit);
 

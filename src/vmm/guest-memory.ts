@@ -4,13 +4,15 @@
  * Production regions are views over mmap'd RAM (same bytes in every thread);
  * tests build the same class over plain ArrayBuffers.
  */
+import { EXIT_HOST_ERROR } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
 export type GuestMemoryErrorKind = 'out-of-range' | 'bad-layout';
 
-export class GuestMemoryError extends Error {
-  constructor(readonly kind: GuestMemoryErrorKind, message: string) {
-    super(message);
-    this.name = 'GuestMemoryError';
+/** An access outside guest RAM. Callers turn guest-caused ones into guest errors; one that escapes is the VMM's: status 4. */
+export class GuestMemoryError extends VmmError<GuestMemoryErrorKind> {
+  constructor(kind: GuestMemoryErrorKind, message: string) {
+    super(kind, message, { status: EXIT_HOST_ERROR });
   }
 }
 

@@ -13,6 +13,8 @@
  * user_data carries two 32-bit numbers, a tag and a sub-index, so the hot
  * path never builds a BigInt.
  */
+import { EXIT_HOST_ERROR } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 import {
   IOVEC_SIZE,
   MAP_POPULATE,
@@ -31,14 +33,14 @@ import {
 
 export type IoUringErrorKind = 'unsupported' | 'setup' | 'register' | 'submit';
 
-export class IoUringError extends Error {
+/** io_uring is missing or failed: a host error, status 4. */
+export class IoUringError extends VmmError<IoUringErrorKind> {
   constructor(
-    readonly kind: IoUringErrorKind,
+    kind: IoUringErrorKind,
     readonly errno: number,
     message: string,
   ) {
-    super(message);
-    this.name = 'IoUringError';
+    super(kind, message, { status: EXIT_HOST_ERROR });
   }
 }
 

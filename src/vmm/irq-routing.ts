@@ -8,17 +8,15 @@ import * as abi from './kvm-abi.js';
 import { KvmError } from './kvm.js';
 import { HostCallError, ioctlBuffer } from './libc.js';
 import { SharedLock } from './shared-lock.js';
+import { FIRST_MSI_GSI, IOAPIC_PINS, MAX_MSI_ROUTES } from './gsi-layout.js';
+
+export { FIRST_MSI_GSI, IOAPIC_PINS, MAX_MSI_ROUTES };
 
 const KVM_IRQ_ROUTING_IRQCHIP = 1;
 const KVM_IRQ_ROUTING_MSI = 2;
 const KVM_IRQCHIP_PIC_MASTER = 0;
 const KVM_IRQCHIP_PIC_SLAVE = 1;
 const KVM_IRQCHIP_IOAPIC = 2;
-/** KVM's in-kernel IOAPIC has 24 pins: GSIs 0..23. */
-export const IOAPIC_PINS = 24;
-/** First GSI handed out for MSI routes. */
-export const FIRST_MSI_GSI = IOAPIC_PINS;
-export const MAX_MSI_ROUTES = 1000;
 
 // Shared layout (Int32 words): lock, then per MSI route: used, address_lo, address_hi, data.
 const LOCK = 0;

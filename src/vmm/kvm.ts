@@ -2,19 +2,17 @@
  * /dev/kvm and the VM file descriptor: creating a VM, its in-kernel devices,
  * memory slots, interrupt lines, ioeventfds and irqfds. vCPU ioctls live in vcpu.ts.
  */
+import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 import * as abi from './kvm-abi.js';
 import { HostCallError, O_RDWR, ioctl, ioctlBuffer, open } from './libc.js';
 
 export type KvmErrorKind = 'unavailable' | 'permission' | 'api-version' | 'capability' | 'vcpu-limit' | 'ioctl';
 
-export class KvmError extends Error {
-  constructor(
-    readonly kind: KvmErrorKind,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'KvmError';
+/** KVM cannot be used or refused a call: status 4, except more vCPUs than the host's KVM allows (2). */
+export class KvmError extends VmmError<KvmErrorKind> {
+  constructor(kind: KvmErrorKind, message: string, options: { cause?: unknown } = {}) {
+    super(kind, message, { ...options, status: kind === 'vcpu-limit' ? EXIT_INVALID_ARGUMENTS : EXIT_HOST_ERROR });
   }
 }
 

@@ -5,15 +5,17 @@
  */
 import koffi from 'koffi';
 import os from 'node:os';
+import { EXIT_HOST_ERROR } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
 
-export class HostCallError extends Error {
+/** A libc call failed; `kind` is the errno's name (EACCES, ENOENT, …), also in `code`. Status 4. */
+export class HostCallError extends VmmError {
   constructor(
     readonly call: string,
     readonly errno: number,
     readonly code: string,
   ) {
-    super(`${call} failed: ${code} (${describeErrno(errno)})`);
-    this.name = 'HostCallError';
+    super(code, `${call} failed: ${code} (${describeErrno(errno)})`, { status: EXIT_HOST_ERROR });
   }
 }
 

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { CpuEntryState } from '../boot/cpu-state.js';
 import { CpuidTable, vcpuCpuid, type CpuFeatureEdits } from './cpuid.js';
 import type { DeviceSpec } from './device.js';
-import { EXIT_HOST_ERROR, EXIT_POWER_OFF, type VmExit } from './exit-status.js';
+import { EXIT_HOST_ERROR, EXIT_POWER_OFF, type VmExit } from '../base/exit-status.js';
 import type { GuestMemory, RegionDescriptor } from './guest-memory.js';
 import { allocateGuestRam } from './guest-ram.js';
 import { HOST_QUIRK_CPU_EDITS } from './host-quirks.js';

@@ -4,7 +4,7 @@
  */
 import type { CpuEntryState } from '../boot/cpu-state.js';
 import type { DeviceSpec } from './device.js';
-import type { VmExit } from './exit-status.js';
+import type { VmExit } from '../base/exit-status.js';
 import type { RegionDescriptor } from './guest-memory.js';
 
 export interface VcpuWorkerData {

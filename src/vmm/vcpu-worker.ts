@@ -7,7 +7,7 @@ import createDebug from 'debug';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Bus } from './bus.js';
 import type { DeviceContext, DeviceFactory } from './device.js';
-import { EXIT_HOST_ERROR, type VmExit } from './exit-status.js';
+import { EXIT_HOST_ERROR, type VmExit } from '../base/exit-status.js';
 import { handleExit } from './exits.js';
 import { memoryFromRegions } from './guest-ram.js';
 import * as abi from './kvm-abi.js';

@@ -37,7 +37,7 @@ function expectError(kind: DiskErrorKind, status: number, open: () => unknown): 
   } catch (error) {
     assert.instance(error, DiskError);
     assert.is((error as DiskError).kind, kind, (error as Error).message);
-    assert.is((error as DiskError).exitStatus, status);
+    assert.is((error as DiskError).status, status);
     assert.not.match((error as Error).message, /\n/);
     return (error as Error).message;
   }

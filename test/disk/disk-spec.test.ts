@@ -36,7 +36,7 @@ test('bad options are one-line DiskErrors of kind bad-option', () => {
       assert.is((error as DiskError).kind, 'bad-option');
       assert.ok((error as Error).message.includes(fragment), `${text}: ${(error as Error).message}`);
       assert.not.match((error as Error).message, /\n/);
-      assert.is((error as DiskError).exitStatus, 2);
+      assert.is((error as DiskError).status, 2);
     }
   }
 });

@@ -1,7 +1,7 @@
 /** A DeviceContext for unit tests: no VM (vmFd -1), exits recorded. */
 import createDebug from 'debug';
 import type { DeviceContext } from '../../src/vmm/device.js';
-import type { VmExit } from '../../src/vmm/exit-status.js';
+import type { VmExit } from '../../src/base/exit-status.js';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 
 export function testDeviceContext(exits: VmExit[] = []): DeviceContext {

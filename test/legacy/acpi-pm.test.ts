@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import createDebug from 'debug';
 import * as P from '../../src/legacy/acpi-pm.js';
 import { Pvpanic } from '../../src/legacy/pvpanic.js';
-import type { VmExit } from '../../src/vmm/exit-status.js';
+import type { VmExit } from '../../src/base/exit-status.js';
 import { dataValue, setDataValue } from '../../src/vmm/bus.js';
 
 function pm() {

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testDeviceContext } from '../helpers/device-context.js';
 import { I8042_COMMAND_PORT, I8042_DATA_PORT, createI8042, createI8042State } from '../../src/legacy/i8042.js';
-import type { VmExit } from '../../src/vmm/exit-status.js';
+import type { VmExit } from '../../src/base/exit-status.js';
 
 const COMMAND = I8042_COMMAND_PORT - I8042_DATA_PORT;
 

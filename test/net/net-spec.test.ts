@@ -25,7 +25,7 @@ test('malformed arguments are bad options (status 2)', () => {
   for (const text of ['', 'tap=', 'mac=52:54:00:00:00:01', 'tap=a,tap=b', 'tap=a,model=e1000', 'sixteen-chars-xx', 'a/b', 'a b', '..']) {
     const e = netError(() => parseNetOption(text));
     assert.is(e.kind, 'bad-option', text);
-    assert.is(e.exitStatus, 2);
+    assert.is(e.status, 2);
   }
 });
 
@@ -33,7 +33,7 @@ test('malformed, multicast and zero MACs are refused (status 2)', () => {
   for (const mac of ['52:54:00:ab:cd', '52:54:00:ab:cd:ef:01', '52:54:00:ab:cd:eg', '5254.00ab.cdef', '52:54-00:ab:cd:ef', '01:00:5e:00:00:01', '00:00:00:00:00:00']) {
     const e = netError(() => parseNetOption(`tap=t,mac=${mac}`));
     assert.is(e.kind, 'bad-mac', mac);
-    assert.is(e.exitStatus, 2);
+    assert.is(e.status, 2);
     assert.match(e.message, mac);
   }
   assert.equal(Array.from(parseMac('52:54:00:AB:cd:EF')), [0x52, 0x54, 0x00, 0xab, 0xcd, 0xef]);
@@ -48,8 +48,8 @@ test('the default MAC is unicast, locally administered, and stable per TAP name'
 });
 
 test('host refusals are status 4', () => {
-  for (const kind of ['permission', 'busy', 'no-tun', 'io'] as const) assert.is(new NetError(kind, 'x').exitStatus, 4);
-  for (const kind of ['missing', 'not-a-tap'] as const) assert.is(new NetError(kind, 'x').exitStatus, 2);
+  for (const kind of ['permission', 'busy', 'no-tun', 'io'] as const) assert.is(new NetError(kind, 'x').status, 4);
+  for (const kind of ['missing', 'not-a-tap'] as const) assert.is(new NetError(kind, 'x').status, 2);
 });
 
 test.run();

@@ -17,5 +17,5 @@ try {
   console.log(JSON.stringify({ ...identity, ok: true, name: tap.name, created: tap.created, offloads: tap.offloads }));
 } catch (error) {
   if (!(error instanceof NetError)) throw error;
-  console.log(JSON.stringify({ ...identity, ok: false, kind: error.kind, status: error.exitStatus, message: error.message }));
+  console.log(JSON.stringify({ ...identity, ok: false, kind: error.kind, status: error.status, message: error.message }));
 }

@@ -57,7 +57,7 @@ function expectNetError(fn: () => unknown, kind: NetError['kind'], status: numbe
     assert.instance(error, NetError);
     const e = error as NetError;
     assert.is(e.kind, kind, e.message);
-    assert.is(e.exitStatus, status);
+    assert.is(e.status, status);
     assert.not.match(e.message, /\n/);
     return e;
   }

@@ -1,8 +1,11 @@
 /**
  * The one error building firmware tables (ACPI, MP table) can end in. Every
  * one comes from the VMM's own description, never from the guest, so the
- * message names the offending field.
+ * message names the offending field. Status 2: what reaches the tables is the
+ * user's configuration (vCPU and device counts).
  */
+import { EXIT_INVALID_ARGUMENTS } from '../../base/exit-status.js';
+import { VmmError } from '../../base/vmm-error.js';
 
 export type FirmwareErrorKind =
   /** A description field is missing, not an integer, or out of its range. */
@@ -18,9 +21,8 @@ export type FirmwareErrorKind =
   /** An AML name, integer or resource descriptor the encoder cannot express. */
   | 'bad-aml';
 
-export class FirmwareError extends Error {
-  constructor(readonly kind: FirmwareErrorKind, message: string) {
-    super(message);
-    this.name = 'FirmwareError';
+export class FirmwareError extends VmmError<FirmwareErrorKind> {
+  constructor(kind: FirmwareErrorKind, message: string) {
+    super(kind, message, { status: EXIT_INVALID_ARGUMENTS });
   }
 }

@@ -15,6 +15,7 @@ import {
   PCI_DEVICE_ID_INTEL_82441,
   PCI_HEADER_TYPE,
   PCI_HEADER_TYPE_NORMAL,
+  PCI_MAX_SLOTS,
   PCI_MMIO_WINDOW_SIZE,
   PCI_MMIO_WINDOW_START,
   PCI_VENDOR_ID,
@@ -22,8 +23,7 @@ import {
 } from './pci-constants.js';
 import type { PciFunctionDescriptor } from './pci-function.js';
 import type { PciRootOptions } from './pci-root.js';
-
-export const PCI_MAX_SLOTS = 32;
+import { TransportError } from '../transport-error.js';
 
 export class PciBus {
   private readonly functions: PciFunctionDescriptor[] = [];
@@ -43,20 +43,22 @@ export class PciBus {
   }
 
   allocateSlot(): number {
-    if (this.nextSlot >= PCI_MAX_SLOTS) throw new Error(`PCI bus 0 is full (${PCI_MAX_SLOTS - 1} devices)`);
+    if (this.nextSlot >= PCI_MAX_SLOTS) throw new TransportError('pci-bus-full', `PCI bus 0 is full (${PCI_MAX_SLOTS - 1} devices)`);
     return this.nextSlot++;
   }
 
   /** A naturally aligned range for a BAR of `size` bytes (a power of two). */
   allocateBar(size: number): number {
     const address = Math.ceil(this.nextBarAddress / size) * size;
-    if (address + size > PCI_MMIO_WINDOW_START + PCI_MMIO_WINDOW_SIZE) throw new Error('PCI MMIO window is full');
+    if (address + size > PCI_MMIO_WINDOW_START + PCI_MMIO_WINDOW_SIZE) throw new TransportError('pci-window-full', 'PCI MMIO window is full');
     this.nextBarAddress = address + size;
     return address;
   }
 
   allocateMsiGsis(count: number): number[] {
-    if (this.nextGsi + count > FIRST_MSI_GSI + MAX_MSI_ROUTES) throw new Error('out of MSI routes');
+    if (this.nextGsi + count > FIRST_MSI_GSI + MAX_MSI_ROUTES) {
+      throw new TransportError('out-of-msi-routes', `out of MSI routes (the VM has ${MAX_MSI_ROUTES})`);
+    }
     const gsis = Array.from({ length: count }, (_, i) => this.nextGsi + i);
     this.nextGsi += count;
     return gsis;

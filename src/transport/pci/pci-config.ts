@@ -4,6 +4,7 @@
  * the size mask with the type bits), the command register keeps only the
  * bits we implement, and everything else is read-only.
  */
+import { TransportError } from '../transport-error.js';
 import {
   PCI_BASE_ADDRESS_0,
   PCI_CAPABILITY_LIST,
@@ -81,7 +82,7 @@ export class PciConfigSpace {
       offset = at + this.capabilityLength(at);
     }
     offset = (offset + 3) & ~3;
-    if (offset + 2 + body.length > PCI_CONFIG_SPACE_SIZE) throw new Error('PCI capability list is full');
+    if (offset + 2 + body.length > PCI_CONFIG_SPACE_SIZE) throw new TransportError('capability-list-full', 'PCI capability list is full');
     this.set8(offset, id);
     this.set8(offset + 1, 0);
     this.bytes.set(body, offset + 2);

@@ -59,5 +59,7 @@ export const VIRTIO_PCI_CAP_DEVICE_CFG = 4;
 export const VIRTIO_PCI_CAP_PCI_CFG = 5;
 
 /** Where the VMM places memory BARs (no firmware does it for us): the bottom of the 32-bit hole. */
+/** Device numbers on bus 0 (the host bridge takes 0). */
+export const PCI_MAX_SLOTS = 32;
 export const PCI_MMIO_WINDOW_START = 0xc000_0000;
 export const PCI_MMIO_WINDOW_SIZE = 0x1000_0000;

@@ -46,7 +46,7 @@ export function attachVirtioPci(
   wiring: { irq: number },
 ): AttachedVirtioDevice {
   const queues = device.queueMaxSizes.length;
-  const msixVectors = queues + 1; // one per queue and one for configuration changes
+  const msixVectors = L.virtioPciMsixVectors(queues);
   const queueGroups = dataPlaneQueueGroups(device);
   const state = VirtioTransportState.create({
     deviceFeatures: transportFeatures(device.features),

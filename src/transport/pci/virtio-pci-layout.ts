@@ -14,6 +14,11 @@ export const VIRTIO_PCI_MSIX_TABLE_OFFSET = 0x4000;
 export const VIRTIO_PCI_MSIX_PBA_OFFSET = 0x5000;
 export const VIRTIO_PCI_BAR_SIZE = 0x8000;
 
+/** MSI-X vectors (each an MSI route) of a virtio-pci function: one per queue and one for configuration changes. */
+export function virtioPciMsixVectors(queues: number): number {
+  return queues + 1;
+}
+
 // struct virtio_pci_common_cfg (virtio 1.2 §4.1.4.3).
 export const COMMON_DEVICE_FEATURE_SELECT = 0;
 export const COMMON_DEVICE_FEATURE = 4;
