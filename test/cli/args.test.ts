@@ -1,5 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ensureTestGuest } from '../helpers/test-guest.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,9 @@ import { UsageError, checkMetricsPath, parseCommand } from '../../src/cli/args.j
 import { ConfigError, MAX_TIMEOUT_SECONDS, isValidConfig, kernelCommandLine, parseMemorySize, validateConfig } from '../../src/config.js';
 import { errorToExit } from '../../src/base/error-exit.js';
 import { VmmError } from '../../src/base/vmm-error.js';
+
+/** A real kernel file for the checks that get past the kernel's magic. */
+const guest = ensureTestGuest();
 
 test('short and long flags produce the same config', () => {
   const a = parseCommand(['run', '-k', 'bz', '-i', 'rd', '-p', 'quiet', '-m', '1G', '-c', '2', '--timeout', '5']);
@@ -80,7 +84,7 @@ test('--timeout: at most what a Node timer can honour', () => {
   assert.ok(MAX_TIMEOUT_SECONDS * 1000 <= 2 ** 31 - 1);
   assert.throws(() => parseCommand(['run', '-k', 'k', '--timeout', String(MAX_TIMEOUT_SECONDS + 1)]), /longer than the longest supported/);
   assert.throws(
-    () => validateConfig({ kernel: '/etc/hostname', memoryBytes: 2 ** 28, cpus: 1, console: 'serial', timeoutSeconds: 3e6 }),
+    () => validateConfig({ kernel: guest.elf, memoryBytes: 2 ** 28, cpus: 1, console: 'serial', timeoutSeconds: 3e6 }),
     /longer than the longest supported/,
   );
 });
@@ -101,16 +105,16 @@ test('validation names the bad file or value', () => {
   const base = { kernel: '/nonexistent/bzImage', memoryBytes: 2 ** 28, cpus: 1, console: 'serial' as const };
   assert.throws(() => validateConfig(base), /kernel \/nonexistent\/bzImage: no such file/);
   assert.throws(() => validateConfig({ ...base, kernel: '/tmp' }), /not a regular file/);
-  assert.throws(() => validateConfig({ ...base, kernel: '/etc/hostname', memoryBytes: 0 }), /greater than 0/);
-  assert.throws(() => validateConfig({ ...base, kernel: '/etc/hostname', memoryBytes: 2 ** 50 }), /larger than this host/);
-  assert.throws(() => validateConfig({ ...base, kernel: '/etc/hostname', initrd: '/nope' }), /initrd \/nope/);
-  assert.throws(() => validateConfig({ ...base, kernel: '/etc/hostname', cpuFeatures: '-warp' }), /unknown cpu feature "warp"/);
+  assert.throws(() => validateConfig({ ...base, kernel: guest.elf, memoryBytes: 0 }), /greater than 0/);
+  assert.throws(() => validateConfig({ ...base, kernel: guest.elf, memoryBytes: 2 ** 50 }), /larger than this host/);
+  assert.throws(() => validateConfig({ ...base, kernel: guest.elf, initrd: '/nope' }), /initrd \/nope/);
+  assert.throws(() => validateConfig({ ...base, kernel: guest.elf, cpuFeatures: '-warp' }), /unknown cpu feature "warp"/);
 });
 
 test('validation fills in every default, once', () => {
   const disk = path.join(mkdtempSync(path.join(os.tmpdir(), 'kvm-args-')), 'disk.img');
   writeFileSync(disk, new Uint8Array(4096));
-  const valid = validateConfig({ kernel: '/etc/hostname', memoryBytes: 2 ** 28, cpus: 3, console: 'serial', disks: [{ path: disk, readOnly: true, direct: false }] });
+  const valid = validateConfig({ kernel: guest.elf, memoryBytes: 2 ** 28, cpus: 3, console: 'serial', disks: [{ path: disk, readOnly: true, direct: false }] });
   rmSync(path.dirname(disk), { recursive: true });
   assert.is(valid.transport, 'pci');
   assert.is(valid.hostQuirks, 'auto');
@@ -144,7 +148,7 @@ test('errorToExit: every error to a status and one line', () => {
 
 test('the library gets the same status and message as the CLI, before KVM is opened', async () => {
   const { VirtualMachine, runVm } = await import('../../src/index.js');
-  const base = { kernel: '/etc/hostname', memoryBytes: 2 ** 24, cpus: 1, console: 'serial' as const };
+  const base = { kernel: guest.elf, memoryBytes: 2 ** 24, cpus: 1, console: 'serial' as const };
   assert.equal(await runVm({ ...base, kernel: '/nonexistent' }), { status: 2, reason: 'kernel /nonexistent: no such file' });
   assert.equal(await runVm({ ...base, net: [{ tap: 'tap0' }, { tap: 'tap0' }] }), { status: 2, reason: '--net: TAP tap0 is named twice' });
   try {

@@ -25,8 +25,10 @@ function file(name: string, bytes = 4096, mode = 0o644): string {
 
 test.before(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-bad-input-'));
-  // Not a kernel, but validation does not read kernels: each case fails before that.
+  // Validation reads only a kernel's magic: an ELF header's first bytes pass it, and each case
+  // below fails on something else.
   kernel = file('kernel');
+  writeFileSync(kernel, Uint8Array.of(0x7f, 0x45, 0x4c, 0x46, 2, 1, 1));
   symlinkSync(path.join(dir, 'loop-b'), path.join(dir, 'loop-a'));
   symlinkSync(path.join(dir, 'loop-a'), path.join(dir, 'loop-b'));
   mkdirSync(path.join(dir, 'folder'));
@@ -56,6 +58,7 @@ test('bad flags: status 2, one line', async () => {
   const cases: Case[] = [
     [[], 2, /missing --kernel/],
     [['-k', kernel, '--frobnicate'], 2, /^kvm: unknown option --frobnicate/],
+    [['-k', '/etc/hostname'], 2, /^kvm: kernel is neither an ELF nor a bzImage/],
     [['-k', kernel, '-5'], 2, /unknown option -5/],
     [['-k', kernel, 'stray'], 2, /unexpected argument "stray"/],
     [['-k', kernel, '-m'], 2, /^kvm: -m needs a value/],

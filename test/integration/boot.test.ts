@@ -144,7 +144,7 @@ test('--timeout ends a guest that never exits with status 124', async () => {
   assert.match(run.stderr, /timeout after 1 s/);
 });
 
-test('bad input: one line on stderr, documented status, no stack trace', async () => {
+uvuTest('bad input: one line on stderr, documented status, no stack trace', async () => {
   const cases: Array<[string[], number, RegExp]> = [
     [['run', '-k', '/nonexistent/vmlinux'], 2, /kernel \/nonexistent\/vmlinux: no such file/],
     [['run', '-k', '/etc/hostname'], 2, /neither an ELF nor a bzImage/],
