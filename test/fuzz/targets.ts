@@ -1,0 +1,5 @@
+/** Every fuzz target, for the campaign runner (scripts/fuzz.mjs); each also has its own test file. */
+import type { AnyFuzzTarget } from './fuzz-target.js';
+import { splitQueueTarget } from './split-queue.js';
+
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget];
