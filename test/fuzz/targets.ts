@@ -1,5 +1,6 @@
 /** Every fuzz target, for the campaign runner (scripts/fuzz.mjs); each also has its own test file. */
 import type { AnyFuzzTarget } from './fuzz-target.js';
+import { bootImageTarget } from './boot-image.js';
 import { splitQueueTarget } from './split-queue.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, bootImageTarget];
