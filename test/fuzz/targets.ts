@@ -1,6 +1,7 @@
 /** Every fuzz target, for the campaign runner (scripts/fuzz.mjs); each also has its own test file. */
 import type { AnyFuzzTarget } from './fuzz-target.js';
+import { blkRequestTarget } from './blk-request.js';
 import { bootImageTarget } from './boot-image.js';
 import { splitQueueTarget } from './split-queue.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, bootImageTarget];
