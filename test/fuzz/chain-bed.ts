@@ -57,6 +57,8 @@ export class ChainBed {
   driver!: MockSplitQueueDriver;
   queue!: SplitQueue;
   private next = BUFFER_AREA;
+  /** Descriptors handed out since the reset: the mock driver wraps around, so never more than the queue size. */
+  private descriptors = 0;
   private before: Uint8Array | undefined;
 
   constructor(readonly queueSize = 64) {
@@ -70,6 +72,7 @@ export class ChainBed {
   reset(): void {
     this.bytes.fill(0);
     this.next = BUFFER_AREA;
+    this.descriptors = 0;
     this.driver = MockSplitQueueDriver.create(this.memory, RING_AREA, this.queueSize);
     this.queue = new SplitQueue(this.memory, this.driver.layout, { eventIdx: false, indirect: true });
   }
@@ -112,7 +115,9 @@ export class ChainBed {
       if (w > 0) buffers.unshift(...buffers.splice(w, 1));
     }
     if (buffers.length === 0) buffers.push({ address: this.allocate(0)!, length: 0, writable: false });
-    if (!spec.indirect && buffers.length > this.queueSize) return undefined;
+    const needed = spec.indirect ? 1 : buffers.length;
+    if (this.descriptors + needed > this.queueSize) return undefined;
+    this.descriptors += needed;
     const head = this.driver.addChain(buffers, { indirect: spec.indirect });
     return { head, buffers };
   }

@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { describeError, fromJson, loadRegressions, property, type FuzzTarget } from './fuzz-target.js';
+import { describeError, fromJson, loadRegressions, property, toJson, type FuzzTarget } from './fuzz-target.js';
 
 /** The seed every `npm test` run starts from. */
 export const FIXED_SEED = 0x6b766d; // "kvm"
@@ -22,7 +22,7 @@ export function fuzzSuite<T>(target: FuzzTarget<T>, options: SuiteOptions = {}):
   const runFor = (seed: number, numRuns: number): void => {
     const details = fc.check(property(target), { seed, numRuns });
     if (details.failed) {
-      const value = JSON.stringify(details.counterexample?.[0], (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+      const value = JSON.stringify(toJson(details.counterexample?.[0]));
       assert.unreachable(
         `${target.name}: seed ${details.seed} path ${details.counterexamplePath}: ${describeError(details.errorInstance)}\n` +
           `counterexample: ${value?.slice(0, 2000)}\n` +

@@ -2,6 +2,8 @@
 import type { AnyFuzzTarget } from './fuzz-target.js';
 import { blkRequestTarget } from './blk-request.js';
 import { bootImageTarget } from './boot-image.js';
+import { netControlTarget } from './net-control.js';
+import { netTxTarget } from './net-tx.js';
 import { splitQueueTarget } from './split-queue.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, bootImageTarget];
