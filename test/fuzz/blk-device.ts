@@ -329,7 +329,7 @@ export const blkDeviceTarget: FuzzTarget<BlkDeviceCase> = {
   description: 'whole virtio-blk on a checking engine: writes only in writable buffers, used ≤ writable, FLUSH after earlier writes',
   arbitrary: blkDeviceCaseArb,
   check: checkBlkDeviceCase,
-  testRuns: { fixed: 150, random: 50 },
+  testRuns: { fixed: 400, random: 100 },
   dispose() {
     bed?.close();
     bed = undefined;

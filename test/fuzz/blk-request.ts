@@ -181,7 +181,7 @@ export const blkRequestTarget: FuzzTarget<BlkRequestCase> = {
   description: 'virtio-blk request parser on random chains: no exception, status/data/ranges inside the chain and the disk',
   arbitrary: blkRequestCaseArb,
   check: checkBlkRequestCase,
-  testRuns: { fixed: 400, random: 100 },
+  testRuns: { fixed: 1000, random: 200 },
   dispose() {
     bed?.close();
     bed = undefined;

@@ -285,7 +285,7 @@ export const bootImageTarget: FuzzTarget<BootCase> = {
   description: 'ELF / PVH note / bzImage setup header / initrd placement through loadKernel: BootError or a load inside RAM',
   arbitrary: bootCaseArb,
   check: checkBootCase,
-  testRuns: { fixed: 400, random: 100 },
+  testRuns: { fixed: 800, random: 200 },
   dispose() {
     memories.length = 0;
     initrds.clear();

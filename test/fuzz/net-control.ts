@@ -77,7 +77,7 @@ export const netControlTarget: FuzzTarget<NetControlCase> = {
   description: 'virtio-net control queue commands: ack byte only, OK only for a well-formed GUEST_OFFLOADS_SET',
   arbitrary: netControlCaseArb,
   check: checkNetControlCase,
-  testRuns: { fixed: 300, random: 100 },
+  testRuns: { fixed: 800, random: 200 },
   dispose() {
     bed?.close();
     bed = undefined;

@@ -143,7 +143,7 @@ export const netTxTarget: FuzzTarget<NetTxCase> = {
   description: 'virtio-net transmit: drop/send verdicts per virtio_net_hdr vs a model, used lengths 0, no guest writes',
   arbitrary: netTxCaseArb,
   check: checkNetTxCase,
-  testRuns: { fixed: 200, random: 60 },
+  testRuns: { fixed: 500, random: 120 },
   dispose() {
     bed?.close();
     bed = undefined;

@@ -486,7 +486,7 @@ export const splitQueueTarget: FuzzTarget<QueueCase> = {
   description: 'split virtqueue + chain walker vs a reference model of virtio 1.2 §2.7 on hostile rings',
   arbitrary: queueCaseArb,
   check: checkQueueCase,
-  testRuns: { fixed: 400, random: 100 },
+  testRuns: { fixed: 1000, random: 200 },
   dispose() {
     if (ram) munmap(ram.host, 2 * REGION_SIZE);
     ram = undefined;
