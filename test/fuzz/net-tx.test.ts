@@ -1,0 +1,5 @@
+/** Fuzz: see net-tx.ts. */
+import { fuzzSuite } from './fuzz-suite.js';
+import { netTxTarget } from './net-tx.js';
+
+fuzzSuite(netTxTarget);

@@ -1,0 +1,10 @@
+/** Every fuzz target, for the campaign runner (scripts/fuzz.mjs); each also has its own test file. */
+import type { AnyFuzzTarget } from './fuzz-target.js';
+import { blkDeviceTarget } from './blk-device.js';
+import { blkRequestTarget } from './blk-request.js';
+import { bootImageTarget } from './boot-image.js';
+import { netControlTarget } from './net-control.js';
+import { netTxTarget } from './net-tx.js';
+import { splitQueueTarget } from './split-queue.js';
+
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, bootImageTarget];
