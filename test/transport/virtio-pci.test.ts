@@ -5,20 +5,23 @@ import { testDeviceContext } from '../helpers/device-context.js';
 import * as C from '../../src/transport/pci/pci-constants.js';
 import * as L from '../../src/transport/pci/virtio-pci-layout.js';
 import { buildVirtioPciConfig } from '../../src/transport/pci/virtio-pci-attach.js';
-import { VirtioPciFunction, type VirtioPciOptions } from '../../src/transport/pci/virtio-pci.js';
+import { VirtioPciFunction, createNotifyRegistration, type IoeventfdRegistrar, type VirtioPciOptions } from '../../src/transport/pci/virtio-pci.js';
+import { KvmError } from '../../src/vmm/kvm.js';
+import { HostCallError } from '../../src/vmm/libc.js';
 import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../src/transport/virtio-transport-state.js';
 import { transportFeatures } from '../../src/transport/transport-features.js';
-import { createIrqRoutingState } from '../../src/vmm/irq-routing.js';
+import { createIrqRoutingState, routingTablesInstalled } from '../../src/vmm/irq-routing.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/vmm/libc.js';
+import os from 'node:os';
 import { dataValue, setDataValue } from '../../src/vmm/bus.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 
 const BAR = 0xc000_0000;
 const device = { deviceType: V.VIRTIO_ID_CONSOLE, queueMaxSizes: [64, 32], configSpace: Uint8Array.of(80, 0, 25, 0, 1, 0, 0, 0) };
 
-function setup() {
+function setup(barAddress = BAR, ioeventfd?: IoeventfdRegistrar) {
   const msixVectors = 3;
-  const { config, msixCap, pciCfgCap } = buildVirtioPciConfig(device, { barAddress: BAR, irq: 10, msixVectors });
+  const { config, msixCap, pciCfgCap } = buildVirtioPciConfig(device, { barAddress, irq: 10, msixVectors });
   const state = VirtioTransportState.create({ deviceFeatures: transportFeatures(0n), queueMaxSizes: device.queueMaxSizes, configSpace: device.configSpace, msixVectors });
   for (let v = 0; v < msixVectors; v++) state.setMsixEntryWord(v, 3, MSIX_VECTOR_CTRL_MASKBIT);
   const fd = (): number => eventfd(EFD_CLOEXEC | EFD_NONBLOCK);
@@ -33,10 +36,10 @@ function setup() {
     writableConfig: [],
     msixCap,
     pciCfgCap,
-    notifyRegistration: new SharedArrayBuffer(4),
+    notifyRegistration: createNotifyRegistration(barAddress, 2),
   };
   const context = testDeviceContext();
-  const fn = new VirtioPciFunction(config, options, context);
+  const fn = new VirtioPciFunction(config, options, context, ioeventfd);
   const bar = {
     read(offset: number, size: number): number {
       const data = new Uint8Array(size);
@@ -169,6 +172,69 @@ test('the PCI configuration access capability reaches BAR 0', () => {
   cfgWrite(pciCfgCap + L.VIRTIO_PCI_CFG_CAP_DATA, 1, 2);
   assert.ok(fn.readConfig(pciCfgCap + L.VIRTIO_PCI_CFG_CAP_DATA, data));
   assert.is(dataValue(data), 1);
+});
+
+/** KVM's ioeventfd table for one VM: EEXIST for an address that is taken, ENOENT for one that is not. */
+class IoeventfdTable {
+  readonly byAddress = new Map<number, number>();
+  readonly registrar: IoeventfdRegistrar = ({ address, eventFd }, assign) => {
+    const holder = this.byAddress.get(address);
+    const fail = (code: 'EEXIST' | 'ENOENT'): never => {
+      throw new KvmError('ioctl', `KVM_IOEVENTFD failed: ${code}`, { cause: new HostCallError('KVM_IOEVENTFD', os.constants.errno[code], code) });
+    };
+    if (assign) {
+      if (holder !== undefined) fail('EEXIST');
+      this.byAddress.set(address, eventFd);
+    } else {
+      if (holder !== eventFd) fail('ENOENT');
+      this.byAddress.delete(address);
+    }
+  };
+}
+
+test('a BAR moved onto another function keeps the VMM running: its queues are notified through exits, then follow it away', () => {
+  const table = new IoeventfdTable();
+  const other = BAR + L.VIRTIO_PCI_BAR_SIZE;
+  const notifyAt = (base: number, q: number): number => base + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
+  const a = setup(BAR, table.registrar);
+  const b = setup(other, table.registrar);
+  for (const [base, fn] of [[BAR, a], [other, b]] as const) {
+    fn.options.kickFds.forEach((fd, q) => table.registrar({ address: notifyAt(base, q), length: 2, eventFd: fd }, true));
+  }
+  // A guest writes 0xffff into the low half of A's BAR 0, which lands it on B's (as in the audit).
+  a.config.write(C.PCI_BASE_ADDRESS_0, Uint8Array.of(0, 0x80)); // BAR + 0x8000 = B's BAR
+  a.fn.configWritten(C.PCI_BASE_ADDRESS_0, 2);
+  assert.is(table.byAddress.get(notifyAt(other, 0)), b.options.kickFds[0], "B keeps its ioeventfds");
+  assert.is(table.byAddress.get(notifyAt(BAR, 0)), undefined, "A's old ones are gone");
+  // A's notify still works: the write reaches userspace and is forwarded.
+  drainEventfd(a.options.kickFds[1]!);
+  a.bar.write(L.VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2);
+  assert.is(drainEventfd(a.options.kickFds[1]!), 1);
+  // Moving A away again registers its ioeventfds at the new place, without touching B's.
+  const away = BAR + 4 * L.VIRTIO_PCI_BAR_SIZE;
+  a.config.write(C.PCI_BASE_ADDRESS_0, Uint8Array.of(0, 0, 0x02, 0xc0));
+  a.fn.configWritten(C.PCI_BASE_ADDRESS_0, 4);
+  assert.is(table.byAddress.get(notifyAt(away, 0)), a.options.kickFds[0]);
+  assert.is(table.byAddress.get(notifyAt(away, 1)), a.options.kickFds[1]);
+  assert.is(table.byAddress.get(notifyAt(other, 1)), b.options.kickFds[1]);
+});
+
+test('MSI-X table writes: a masked entry installs no route, the unmask installs one, rewriting it unchanged installs none', () => {
+  const { bar, options } = setup();
+  const entry = (v: number, word: number): number => L.VIRTIO_PCI_MSIX_TABLE_OFFSET + v * C.PCI_MSIX_ENTRY_SIZE + word * 4;
+  const before = routingTablesInstalled(options.routing);
+  for (let i = 0; i < 1000; i++) {
+    bar.write(entry(0, 0), 0xfee0_0000 + (i & 0xff0), 4);
+    bar.write(entry(0, 1), 0, 4);
+    bar.write(entry(0, 2), 0x41 + (i & 1), 4);
+  }
+  assert.is(routingTablesInstalled(options.routing) - before, 0, 'masked: nothing installed');
+  bar.write(entry(0, 3), 0, 4); // unmask
+  assert.is(routingTablesInstalled(options.routing) - before, 1);
+  for (let i = 0; i < 1000; i++) bar.write(entry(0, 2), bar.read(entry(0, 2), 4), 4);
+  assert.is(routingTablesInstalled(options.routing) - before, 1, 'unchanged: nothing installed');
+  bar.write(entry(0, 2), 0x51, 4);
+  assert.is(routingTablesInstalled(options.routing) - before, 2, 'a new message on a live vector is installed');
 });
 
 test.run();

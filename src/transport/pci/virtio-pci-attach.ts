@@ -17,7 +17,7 @@ import { MSIX_VECTOR_CTRL_MASKBIT, VirtioTransportState } from '../virtio-transp
 import type { PciBus } from './pci-bus.js';
 import { PciConfigSpace } from './pci-config.js';
 import * as C from './pci-constants.js';
-import type { VirtioPciOptions } from './virtio-pci.js';
+import { createNotifyRegistration, type VirtioPciOptions } from './virtio-pci.js';
 import * as L from './virtio-pci-layout.js';
 
 /** Subsystem ID for non-transitional devices (§4.1.2.1: 0x40 or higher). */
@@ -76,8 +76,7 @@ export function attachVirtioPci(
     assignIrqfd(vmFd, fd, gsi);
     return fd;
   });
-  const notifyRegistration = new SharedArrayBuffer(4);
-  new Int32Array(notifyRegistration)[0] = barAddress | 0;
+  const notifyRegistration = createNotifyRegistration(barAddress, kickFds.length);
 
   const options: VirtioPciOptions = {
     state: state.shared,

@@ -7,8 +7,8 @@
 import { dataValue, setDataValue } from '../../vmm/bus.js';
 import type { DeviceContext } from '../../vmm/device.js';
 import { IrqRouting } from '../../vmm/irq-routing.js';
-import { setIoeventfd } from '../../vmm/kvm.js';
-import { signalEventfd } from '../../vmm/libc.js';
+import { KvmError, setIoeventfd, type IoeventfdOptions } from '../../vmm/kvm.js';
+import { HostCallError, signalEventfd } from '../../vmm/libc.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_MSI_NO_VECTOR, VIRTQ_MAX_SIZE } from '../../virtio/virtio-constants.js';
 import { TransportInterrupt } from '../virtio-interrupt.js';
 import { writeStatus, type StatusTransition } from '../virtio-status.js';
@@ -31,8 +31,37 @@ export interface VirtioPciOptions {
   /** Configuration-space offsets of our capabilities. */
   readonly msixCap: number;
   readonly pciCfgCap: number;
-  /** Int32[1]: the BAR 0 address the notify ioeventfds are registered at. */
+  /** Where the notify ioeventfds are registered (createNotifyRegistration). */
   readonly notifyRegistration: SharedArrayBuffer;
+}
+
+/**
+ * notifyRegistration (Int32 words): the BAR 0 address the notify ioeventfds were last moved
+ * to, then per queue 1 while its ioeventfd is registered there.
+ */
+export const NOTIFY_BASE = 0;
+export const NOTIFY_REGISTERED = 1;
+
+export function createNotifyRegistration(barAddress: number, queues: number): SharedArrayBuffer {
+  const shared = new SharedArrayBuffer((NOTIFY_REGISTERED + queues) * 4);
+  const cells = new Int32Array(shared);
+  cells[NOTIFY_BASE] = barAddress | 0;
+  cells.fill(1, NOTIFY_REGISTERED);
+  return shared;
+}
+
+/** Registers (assign) or removes an ioeventfd, as setIoeventfd does. */
+export type IoeventfdRegistrar = (options: IoeventfdOptions, assign: boolean) => void;
+
+/** Registers an ioeventfd; false when another one already holds the address (EEXIST). */
+function tryIoeventfd(register: () => void): boolean {
+  try {
+    register();
+    return true;
+  } catch (error) {
+    if (error instanceof KvmError && error.cause instanceof HostCallError && error.cause.code === 'EEXIST') return false;
+    throw error;
+  }
 }
 
 const QUEUE_ADDRESS_FIELDS: ReadonlyArray<[number, QueueAddressField]> = [
@@ -51,6 +80,8 @@ export class VirtioPciFunction implements PciFunctionHandler {
     private readonly config: PciConfigSpace,
     private readonly options: VirtioPciOptions,
     private readonly context: DeviceContext,
+    /** KVM_IOEVENTFD on the VM; tests pass a stand-in that behaves as KVM does. */
+    private readonly ioeventfd: IoeventfdRegistrar = (o, assign) => setIoeventfd(context.vmFd, o, assign),
   ) {
     this.state = new VirtioTransportState(options.state);
     this.interrupt = new TransportInterrupt(this.state, { lineFd: options.lineFd, vectorFds: options.vectorFds });
@@ -163,8 +194,10 @@ export class VirtioPciFunction implements PciFunctionHandler {
     const word = (at & 0xf) >> 2;
     const wasMasked = this.state.msixMasked(vector);
     this.state.setMsixEntryWord(vector, word, value);
+    // A masked vector's route is not used (its interrupts wait in the PBA): the message is
+    // routed when the vector is unmasked, so a driver writing the entry costs one table.
     if (word * 4 !== PCI_MSIX_ENTRY_VECTOR_CTRL) {
-      this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
+      if (!wasMasked) this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
     } else if (wasMasked && !(value & MSIX_VECTOR_CTRL_MASKBIT)) {
       this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
       this.interrupt.deliverPending(vector);
@@ -212,19 +245,30 @@ export class VirtioPciFunction implements PciFunctionHandler {
     return { offset: this.config.u32(cap + L.VIRTIO_PCI_CAP_OFFSET), length };
   }
 
-  /** After the guest moved BAR 0, the notify ioeventfds follow it (one thread does the move). */
+  /**
+   * After the guest moved BAR 0, the notify ioeventfds follow it (one thread does the move).
+   * A guest may program BARs that overlap (Linux does while sizing them): where another
+   * function's ioeventfd already holds a queue's notify address, that queue is left without
+   * one and its notifications arrive as exits (barWrite forwards them), so the VMM runs on.
+   */
   private moveNotifyEventfds(): void {
-    const cell = new Int32Array(this.options.notifyRegistration);
-    const current = Atomics.load(cell, 0) >>> 0;
+    const cells = new Int32Array(this.options.notifyRegistration);
+    const current = Atomics.load(cells, NOTIFY_BASE) >>> 0;
     const next = (this.config.u32(PCI_BASE_ADDRESS_0) & ~0xf) >>> 0;
     if (next === current || next === 0 || (next | 0) === ~(L.VIRTIO_PCI_BAR_SIZE - 1)) return; // unchanged, or a sizing probe
-    if (Atomics.compareExchange(cell, 0, current | 0, next | 0) !== (current | 0)) return;
+    if (Atomics.compareExchange(cells, NOTIFY_BASE, current | 0, next | 0) !== (current | 0)) return;
+    let taken = 0;
     this.options.kickFds.forEach((eventFd, q) => {
       const at = (base: number): number => base + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
-      setIoeventfd(this.context.vmFd, { address: at(current), length: 2, eventFd }, false);
-      setIoeventfd(this.context.vmFd, { address: at(next), length: 2, eventFd });
+      if (Atomics.load(cells, NOTIFY_REGISTERED + q)) this.ioeventfd({ address: at(current), length: 2, eventFd }, false);
+      const registered = tryIoeventfd(() => this.ioeventfd({ address: at(next), length: 2, eventFd }, true));
+      Atomics.store(cells, NOTIFY_REGISTERED + q, registered ? 1 : 0);
+      if (!registered) taken++;
     });
     this.context.log('BAR 0 moved to 0x%s: notify ioeventfds follow', next.toString(16));
+    if (taken > 0) {
+      this.context.log('BAR 0 at 0x%s overlaps another function: %d queue(s) notified through exits', next.toString(16), taken);
+    }
   }
 }
 
