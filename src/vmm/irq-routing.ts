@@ -18,13 +18,20 @@ const KVM_IRQCHIP_PIC_MASTER = 0;
 const KVM_IRQCHIP_PIC_SLAVE = 1;
 const KVM_IRQCHIP_IOAPIC = 2;
 
-// Shared layout (Int32 words): lock, then per MSI route: used, address_lo, address_hi, data.
+// Shared layout (Int32 words): lock, tables installed, then per MSI route: used, address_lo,
+// address_hi, data.
 const LOCK = 0;
+const INSTALLS = 1;
 const ROUTE_WORDS = 4;
-const HEADER_WORDS = 1;
+const HEADER_WORDS = 2;
 
 export function createIrqRoutingState(): SharedArrayBuffer {
   return new SharedArrayBuffer((HEADER_WORDS + MAX_MSI_ROUTES * ROUTE_WORDS) * 4);
+}
+
+/** How many routing tables were built for KVM_SET_GSI_ROUTING: host work a guest can cause. */
+export function routingTablesInstalled(shared: SharedArrayBuffer): number {
+  return Atomics.load(new Int32Array(shared), INSTALLS);
 }
 
 export class IrqRouting {
@@ -45,10 +52,18 @@ export class IrqRouting {
     return HEADER_WORDS + index * ROUTE_WORDS;
   }
 
-  /** Routes an MSI GSI to a message (address, data), or removes it with `message` undefined. */
+  /**
+   * Routes an MSI GSI to a message (address, data), or removes it with `message` undefined.
+   * KVM can only replace the whole table, so a route that does not change installs nothing.
+   */
   setMsiRoute(gsi: number, message: { addressLo: number; addressHi: number; data: number } | undefined): void {
     this.lock.with(() => {
       const b = this.base(gsi);
+      const w = this.words;
+      const unchanged = message
+        ? w[b] === 1 && w[b + 1] === (message.addressLo | 0) && w[b + 2] === (message.addressHi | 0) && w[b + 3] === (message.data | 0)
+        : w[b] === 0;
+      if (unchanged) return;
       if (message) {
         this.words[b + 1] = message.addressLo | 0;
         this.words[b + 2] = message.addressHi | 0;
@@ -61,6 +76,7 @@ export class IrqRouting {
 
   /** Without a VM (the host-side driver harness, vmFd < 0) routes are recorded but not installed. */
   private install(): void {
+    Atomics.add(this.words, INSTALLS, 1);
     if (this.vmFd < 0) return;
     const entries: Array<(v: DataView, o: number) => void> = [];
     for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
