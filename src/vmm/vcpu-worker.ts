@@ -7,7 +7,7 @@ import createDebug from 'debug';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Bus } from './bus.js';
 import type { DeviceContext, DeviceFactory } from './device.js';
-import { EXIT_HOST_ERROR, type VmExit } from '../base/exit-status.js';
+import { EXIT_GUEST_CRASH, EXIT_HOST_ERROR, type VmExit } from '../base/exit-status.js';
 import { handleExit } from './exits.js';
 import { memoryFromRegions } from './guest-ram.js';
 import * as abi from './kvm-abi.js';
@@ -32,7 +32,11 @@ async function main(): Promise<void> {
   const post = (message: VcpuMessage): void => port.postMessage(message);
   let requested: VmExit | undefined;
 
-  const fail = (reason: string): void => post({ type: 'exit', index: data.index, exit: { status: EXIT_HOST_ERROR, reason } });
+  const fail = (reason: string, status = EXIT_HOST_ERROR): void => post({ type: 'exit', index: data.index, exit: { status, reason } });
+  // Set once the guest runs: from then on an exception here is the guest's doing or our bug, a
+  // crash of this VM (36), not a host failure (4). Guest-caused errors devices expect are
+  // contained where they happen and never reach this thread's catch.
+  let guestRunning = false;
 
   try {
     // The kick signal stays blocked in this thread except inside KVM_RUN, where
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
     };
 
     post({ type: 'running', index: data.index, at: performance.timeOrigin + performance.now() });
+    guestRunning = true;
     let firstExit = true;
     let lastParked = false;
     const run = vcpu.run;
@@ -131,7 +136,9 @@ async function main(): Promise<void> {
     }
   } catch (error) {
     log('vCPU thread failed: %O', error);
-    fail(`vCPU ${data.index}: ${error instanceof Error ? error.message : String(error)}`);
+    const message = error instanceof Error ? error.message : String(error);
+    if (guestRunning) fail(`vCPU ${data.index}: unexpected error while running the guest: ${message}`, EXIT_GUEST_CRASH);
+    else fail(`vCPU ${data.index}: ${message}`);
   }
   post({ type: 'stopped', index: data.index });
 }
