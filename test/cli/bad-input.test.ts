@@ -88,6 +88,19 @@ test('bad flags: status 2, one line', async () => {
     [['-k', kernel, '-n', 'tap=tap0,mac=01:00:00:00:00:01'], 2, /multicast/],
     [['-k', kernel, '-d', `${kernel},bogus`], 2, /unknown option "bogus"/],
     [['-k', kernel, '--metrics', ''], 2, /--metrics needs a file path/],
+    [['-k', kernel, '-p'], 2, /^kvm: -p needs a value/],
+    [['-k', kernel, '--console'], 2, /^kvm: --console needs a value/],
+    [['-k', kernel, '-c', '1.5'], 2, /^kvm: -c "1.5" is not a whole number/],
+    [['-k', kernel, '-m', '1.5G'], 2, /^kvm: -m: memory size "1.5G" is not a number/],
+    [['-k', kernel, '--timeout', '1e400'], 2, /--timeout "1e400" is not a positive number/],
+    [['-k', kernel, '-n', ''], 2, /^kvm: --net: interface name "" is empty/],
+    [['-k', kernel, '-n', 'tap='], 2, /^kvm: --net: interface name "" is empty/],
+    [['-k', kernel, '-n', 'tap=t0,speed=10'], 2, /unknown key "speed"/],
+    [['-k', kernel, '-n', 'tap=toolonginterfacename0'], 2, /longer than 15 bytes/],
+    [['-k', kernel, '-d', ',ro'], 2, /^kvm: -d: disk ",ro": no path/],
+    [['-k', kernel, '-d', `${kernel},queues=0`], 2, /queues "0" is not a number from 1 to 64/],
+    [['-k', kernel, '-d', `${kernel},queues=65`], 2, /queues "65" is not a number from 1 to 64/],
+    [['-k', kernel, '-d', `${kernel},serial=${'a'.repeat(21)}`], 2, /must be 1 to 20 printable ASCII characters/],
   ];
   for (const c of cases) await expectOneLine(c);
   const unknown = await runKvm(['fly'], { env: NO_KVM });
@@ -112,6 +125,9 @@ test('bad files: status 2, one line, before /dev/kvm is opened', async () => {
     [['-k', kernel, '-d', file('readonly.img', 4096, 0o444)], 2, /read-only; add ,ro/],
     [['-k', kernel, '--metrics', dir], 2, /^kvm: --metrics \S+: a directory; name the file to write$/m],
     [['-k', kernel, '--metrics', path.join(dir, 'missing', 'm.json')], 2, /--metrics \S+: cannot write \S+missing: no such file/],
+    [['-k', '/dev/null'], 2, /^kvm: kernel \/dev\/null: not a regular file/],
+    [['-k', kernel, '-i', path.join(dir, 'folder')], 2, /initrd \S+folder: a directory, not a regular file/],
+    [['-k', kernel, '-d', '/dev/null'], 2, /disk \/dev\/null: not a regular file or block device/],
   ];
   for (const c of cases) await expectOneLine(c);
 });
