@@ -18,7 +18,7 @@ import path from 'node:path';
 import createDebug from 'debug';
 import fc from 'fast-check';
 import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
-import type { IoEngine } from '../../src/virtio/devices/blk/io-engine.js';
+import { reapInOrder, type Completion, type IoEngine } from '../../src/virtio/devices/blk/io-engine.js';
 import type { CompletionHandler } from '../../src/vmm/io-uring.js';
 import { featureBit, VIRTIO_F_VERSION_1 } from '../../src/virtio/virtio-constants.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, O_RDWR, close, drainEventfd, eventfd, fallocate, fdatasync, open, preadv, pwritev, signalEventfd, view } from '../../src/vmm/libc.js';
@@ -80,7 +80,7 @@ class CheckingEngine implements IoEngine {
   fdatasyncs = 0;
   private readonly queued: Op[] = [];
   readonly inFlight: Op[] = [];
-  private readonly done: Array<readonly [number, number, number]> = [];
+  private readonly done: Completion[] = [];
 
   constructor(
     private readonly guestOf: (host: number) => number,
@@ -184,13 +184,7 @@ class CheckingEngine implements IoEngine {
   }
 
   reap(handler: CompletionHandler): number {
-    let count = 0;
-    while (this.done.length > 0) {
-      const [tag, sub, result] = this.done.shift()!;
-      count++;
-      handler(tag, sub, result);
-    }
-    return count;
+    return reapInOrder(this.done, handler);
   }
 
   acknowledge(): void {

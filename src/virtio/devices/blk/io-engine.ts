@@ -120,6 +120,20 @@ export class UringEngine implements IoEngine {
   }
 }
 
+/** A completion an engine that runs operations itself keeps until reap: tag, sub, result. */
+export type Completion = readonly [tag: number, sub: number, result: number];
+
+/** Hands `done` to the handler in completion order, emptying it; returns how many. */
+export function reapInOrder(done: Completion[], handler: CompletionHandler): number {
+  let count = 0;
+  while (done.length > 0) {
+    const [tag, sub, result] = done.shift()!;
+    count++;
+    handler(tag, sub, result);
+  }
+  return count;
+}
+
 type SyncOperation =
   | { readonly kind: 'readv' | 'writev'; readonly fd: number; readonly iovecs: number; readonly count: number; readonly offset: number; readonly tag: number; readonly sub: number }
   | { readonly kind: 'fdatasync'; readonly fd: number; readonly tag: number; readonly sub: number }
@@ -130,7 +144,7 @@ export class SyncEngine implements IoEngine {
   readonly eventFd = undefined;
   readonly capacity = 1 << 20;
   private readonly queued: SyncOperation[] = [];
-  private readonly done: Array<readonly [number, number, number]> = [];
+  private readonly done: Completion[] = [];
 
   get pending(): number {
     return this.queued.length;
@@ -180,13 +194,7 @@ export class SyncEngine implements IoEngine {
   }
 
   reap(handler: CompletionHandler): number {
-    let count = 0;
-    while (this.done.length > 0) {
-      const [tag, sub, result] = this.done.shift()!;
-      count++;
-      handler(tag, sub, result);
-    }
-    return count;
+    return reapInOrder(this.done, handler);
   }
 
   acknowledge(): void {}
