@@ -120,7 +120,7 @@ async function main(): Promise<void> {
       const session = { words: state.words, index: state.resetEpochIndex, epoch: activeEpoch };
       return new SplitQueue(memory, { size: s.size, descTable: s.desc, availRing: s.driver, usedRing: s.device }, options, session);
     });
-    device.activate({ memory, queues, features, interrupt, host });
+    device.activate({ memory, queues, features, interrupt, host, resetEpoch: activeEpoch });
     active = true;
     log('activated with features 0x%s, %d queue(s) ready', features.toString(16), queues.filter(Boolean).length);
     // Kicks that came before activation are still counted in their eventfds; serve them now.

@@ -34,6 +34,11 @@ export interface ActivationContext {
   readonly features: bigint;
   readonly interrupt: VirtioInterrupt;
   readonly host: DataPlaneHost;
+  /**
+   * The reset epoch of this session (0 when absent): state a device keeps across its threads
+   * for one driver session only is tagged with it, so a device reset ends it.
+   */
+  readonly resetEpoch?: number;
 }
 
 export interface VirtioDevice {
