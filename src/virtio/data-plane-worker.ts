@@ -10,7 +10,7 @@
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
 import { memoryFromRegions } from '../vmm/guest-ram.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../vmm/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait, signalEventfd } from '../vmm/libc.js';
 import { TransportInterrupt } from '../transport/virtio-interrupt.js';
 import { logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
@@ -79,6 +79,11 @@ async function main(): Promise<void> {
           watched.delete(token);
         }
       }
+    },
+    resume(queueIndex) {
+      // The queue's own kick eventfd: epoll_wait returns at once, with any control request beside it.
+      const fd = data.kickFds[queueIndex];
+      if (fd !== undefined && served.has(queueIndex)) signalEventfd(fd);
     },
     failDevice(reason) {
       // Queues of a session the driver already reset: nothing of the new session is wrong.

@@ -23,6 +23,11 @@ export interface DataPlaneHost {
   unwatch(fd: number): void;
   /** A fatal guest error: sets DEVICE_NEEDS_RESET and stops serving until the driver resets. */
   failDevice(reason: string): void;
+  /**
+   * Work is left on this queue after a wake-up's budget: call queueNotified for it again once the
+   * loop has looked at its other events (a reset among them).
+   */
+  resume(queueIndex: number): void;
   readonly log: createDebug.Debugger;
 }
 

@@ -293,6 +293,7 @@ export class InProcessBlk {
     const host = {
       watch: (fd: number, onReadable: () => void) => watcher.watch(fd, onReadable),
       unwatch: () => watcher.unwatch(),
+      resume: () => {},
       failDevice: (reason: string) => this.failures.push(reason),
       log: createDebug('kvm:test:blk-inproc'),
     };
