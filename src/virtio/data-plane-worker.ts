@@ -12,7 +12,7 @@ import { workerData } from 'node:worker_threads';
 import { memoryFromRegions } from '../vmm/guest-ram.js';
 import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait, signalEventfd } from '../vmm/libc.js';
 import { TransportInterrupt } from '../transport/virtio-interrupt.js';
-import { logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
+import { RateLimitedLog, logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
 import { QueueError, SplitQueue } from './queue.js';
@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   if (data.interrupt.resampleFd !== undefined) epollAdd(epfd, data.interrupt.resampleFd, EPOLLIN, TOKEN_RESAMPLE);
   for (const q of data.queues) epollAdd(epfd, data.kickFds[q]!, EPOLLIN, TOKEN_FIRST_KICK + q);
 
+  // A guest can fail the device as often as it resets it: one stderr line each would be a flood.
+  const failureLog = new RateLimitedLog(writeStderrNow, `kvm: ${data.name}`);
   const watched = new Map<number, { fd: number; onReadable: () => void }>();
   let nextWatchToken = TOKEN_FIRST_WATCH;
   let active = false;
@@ -93,7 +95,7 @@ async function main(): Promise<void> {
         return;
       }
       log('device needs reset: %s', reason);
-      writeStderrNow(`kvm: ${data.name}: ${reason}; device needs reset\n`);
+      failureLog.line(`kvm: ${data.name}: ${reason}; device needs reset\n`);
       deactivate();
       state.orStatus(VIRTIO_CONFIG_S_NEEDS_RESET);
       interrupt.signalConfigChange();
@@ -192,6 +194,7 @@ async function main(): Promise<void> {
   }
   // Detach only once nothing is in flight: a reset waits for this thread until then.
   deactivate();
+  failureLog.flush();
   state.setDataPlaneAttached(data.thread, false);
   close(epfd);
 }
