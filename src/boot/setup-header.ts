@@ -8,6 +8,8 @@ import { BootError, hex } from './boot-error.js';
 import { ByteReader } from './byte-reader.js';
 
 export const HDR_SETUP_SECTS = 0x1f1;
+/** Size of the protected-mode kernel in 16-byte paragraphs (rounded up), 32 bits since 2.04. */
+export const HDR_SYSSIZE = 0x1f4;
 export const HDR_VID_MODE = 0x1fa;
 export const HDR_BOOT_FLAG = 0x1fe;
 /** Two-byte short jump; its displacement byte (0x201) gives the header's end. */
@@ -54,6 +56,8 @@ export const BOOT_PROTOCOL_XLOADFLAGS = 0x020c;
 /** setup_sects == 0 means 4, for compatibility with ancient images. */
 export const DEFAULT_SETUP_SECTS = 4;
 export const SECTOR_SIZE = 512;
+/** syssize counts 16-byte paragraphs, rounded up: the file may end up to 15 bytes short of it. */
+export const SYSSIZE_UNIT = 16;
 /** startup_64 sits 0x200 into the protected-mode kernel. */
 export const LINUX_64BIT_ENTRY_OFFSET = 0x200;
 
@@ -120,6 +124,16 @@ export function parseSetupHeader(image: Uint8Array): SetupHeader {
   const kernelOffset = (setupSects + 1) * SECTOR_SIZE;
   if (kernelOffset + LINUX_64BIT_ENTRY_OFFSET >= image.length) {
     throw new BootError('bad-header', `bzImage is truncated: the kernel should start at ${hex(kernelOffset)} but the file is ${hex(image.length)} bytes`);
+  }
+  // A truncated download or copy keeps a valid header; only syssize tells that the kernel is cut short.
+  const syssize = r.u32(HDR_SYSSIZE, 'syssize');
+  const kernelBytes = image.length - kernelOffset;
+  if (syssize === 0) throw new BootError('bad-header', 'bzImage syssize is 0: the size of its protected-mode kernel is unknown');
+  if (kernelBytes <= (syssize - 1) * SYSSIZE_UNIT) {
+    throw new BootError(
+      'bad-header',
+      `bzImage is truncated: syssize says the kernel is ${hex(syssize * SYSSIZE_UNIT)} bytes but the file holds ${hex(kernelBytes)} after the setup code`,
+    );
   }
   return {
     version,

@@ -1,5 +1,6 @@
 /** The virtio-blk device options for an opened disk image (what crosses to its data-plane thread). */
 import type { BlkOptions } from '../virtio/devices/blk/options.js';
+import { BlkSharedState } from '../virtio/devices/blk/disk-shared.js';
 import type { DiskImage } from './disk-image.js';
 import { MAX_DISK_QUEUES } from './disk-spec.js';
 
@@ -17,5 +18,7 @@ export function blkOptionsFor(image: DiskImage, name: string, defaultQueues: num
     queues: image.queues ?? Math.min(Math.max(1, defaultQueues), MAX_DISK_QUEUES),
     ...(image.directMemoryAlign !== undefined ? { directMemoryAlign: image.directMemoryAlign } : {}),
     ...(image.directOffsetAlign !== undefined ? { directOffsetAlign: image.directOffsetAlign } : {}),
+    // One per disk, crossing to each of its data-plane threads with the options.
+    shared: BlkSharedState.allocate(),
   };
 }

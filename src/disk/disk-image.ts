@@ -4,7 +4,8 @@
  * open-file-description lock (shared for ,ro, exclusive otherwise, so two
  * VMMs never write one image at once), and measures it. The fds are handed
  * to the device's data-plane thread by number; the lock lives as long as
- * they stay open.
+ * they stay open. With `direct`, the second fd (without O_DIRECT) is opened
+ * through /proc/self/fd of the first, so both are always the same file.
  */
 import { createHash } from 'node:crypto';
 import os from 'node:os';
@@ -77,7 +78,9 @@ export function openDiskImage(spec: DiskSpec): DiskImage {
     let direct: Pick<DiskImage, 'bufferedFd' | 'directMemoryAlign' | 'directOffsetAlign'> = {};
     if (spec.direct) {
       const alignment = directIoAlignment(fd) ?? fallbackAlignment(fd, blockDevice);
-      const bufferedFd = openOrThrow(what, spec.path, access, false);
+      // Through the open fd, never by path again: a path renamed or replaced since the first open
+      // would give misaligned writes another file, outside the lock and the flush.
+      const bufferedFd = openOrThrow(what, `/proc/self/fd/${fd}`, access, false);
       fds.push(bufferedFd);
       direct = { bufferedFd, directMemoryAlign: alignment.memory, directOffsetAlign: alignment.offset };
     }

@@ -10,9 +10,9 @@
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
 import { memoryFromRegions } from '../vmm/guest-ram.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../vmm/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait, signalEventfd } from '../vmm/libc.js';
 import { TransportInterrupt } from '../transport/virtio-interrupt.js';
-import { logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
+import { RateLimitedLog, logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
 import { QueueError, SplitQueue } from './queue.js';
@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   if (data.interrupt.resampleFd !== undefined) epollAdd(epfd, data.interrupt.resampleFd, EPOLLIN, TOKEN_RESAMPLE);
   for (const q of data.queues) epollAdd(epfd, data.kickFds[q]!, EPOLLIN, TOKEN_FIRST_KICK + q);
 
+  // A guest can fail the device as often as it resets it: one stderr line each would be a flood.
+  const failureLog = new RateLimitedLog(writeStderrNow, `kvm: ${data.name}`);
   const watched = new Map<number, { fd: number; onReadable: () => void }>();
   let nextWatchToken = TOKEN_FIRST_WATCH;
   let active = false;
@@ -80,6 +82,11 @@ async function main(): Promise<void> {
         }
       }
     },
+    resume(queueIndex) {
+      // The queue's own kick eventfd: epoll_wait returns at once, with any control request beside it.
+      const fd = data.kickFds[queueIndex];
+      if (fd !== undefined && served.has(queueIndex)) signalEventfd(fd);
+    },
     failDevice(reason) {
       // Queues of a session the driver already reset: nothing of the new session is wrong.
       if (state.resetEpoch !== activeEpoch) {
@@ -88,7 +95,7 @@ async function main(): Promise<void> {
         return;
       }
       log('device needs reset: %s', reason);
-      writeStderrNow(`kvm: ${data.name}: ${reason}; device needs reset\n`);
+      failureLog.line(`kvm: ${data.name}: ${reason}; device needs reset\n`);
       deactivate();
       state.orStatus(VIRTIO_CONFIG_S_NEEDS_RESET);
       interrupt.signalConfigChange();
@@ -120,7 +127,7 @@ async function main(): Promise<void> {
       const session = { words: state.words, index: state.resetEpochIndex, epoch: activeEpoch };
       return new SplitQueue(memory, { size: s.size, descTable: s.desc, availRing: s.driver, usedRing: s.device }, options, session);
     });
-    device.activate({ memory, queues, features, interrupt, host });
+    device.activate({ memory, queues, features, interrupt, host, resetEpoch: activeEpoch });
     active = true;
     log('activated with features 0x%s, %d queue(s) ready', features.toString(16), queues.filter(Boolean).length);
     // Kicks that came before activation are still counted in their eventfds; serve them now.
@@ -187,6 +194,7 @@ async function main(): Promise<void> {
   }
   // Detach only once nothing is in flight: a reset waits for this thread until then.
   deactivate();
+  failureLog.flush();
   state.setDataPlaneAttached(data.thread, false);
   close(epfd);
 }

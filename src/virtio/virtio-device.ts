@@ -23,6 +23,11 @@ export interface DataPlaneHost {
   unwatch(fd: number): void;
   /** A fatal guest error: sets DEVICE_NEEDS_RESET and stops serving until the driver resets. */
   failDevice(reason: string): void;
+  /**
+   * Work is left on this queue after a wake-up's budget: call queueNotified for it again once the
+   * loop has looked at its other events (a reset among them).
+   */
+  resume(queueIndex: number): void;
   readonly log: createDebug.Debugger;
 }
 
@@ -34,6 +39,11 @@ export interface ActivationContext {
   readonly features: bigint;
   readonly interrupt: VirtioInterrupt;
   readonly host: DataPlaneHost;
+  /**
+   * The reset epoch of this session (0 when absent): state a device keeps across its threads
+   * for one driver session only is tagged with it, so a device reset ends it.
+   */
+  readonly resetEpoch?: number;
 }
 
 export interface VirtioDevice {

@@ -12,6 +12,8 @@ export interface TestBzImage {
   initrdAddrMax?: number;
   prefAddress?: number;
   initSize?: number;
+  /** syssize (16-byte paragraphs); by default the payload's size rounded up. */
+  syssize?: number;
   /** Header end offset; the jump displacement byte at 0x201 is end - 0x202. */
   headerEnd?: number;
   bootFlag?: number;
@@ -34,6 +36,7 @@ export function buildBzImage(spec: TestBzImage = {}): Uint8Array {
   const bytes = new Uint8Array(kernelOffset + payload.length);
   const v = new DataView(bytes.buffer);
   v.setUint8(0x1f1, setupSectsByte);
+  v.setUint32(0x1f4, spec.syssize ?? Math.ceil(payload.length / 16), true);
   v.setUint16(0x1fe, spec.bootFlag ?? 0xaa55, true);
   v.setUint8(0x200, 0xeb);
   v.setUint8(0x201, (spec.headerEnd ?? 0x26c) - 0x202);

@@ -184,6 +184,18 @@ test('inconsistent header fields are refused', () => {
   throwsBootError(() => boot(buildBzImage({ setupSects: 200 }).subarray(0, 4096)), 'bad-header', /truncated/);
 });
 
+test('a bzImage cut short of what syssize says is refused; up to syssize rounding is fine', () => {
+  // The audit's case: 8 KiB of a 39 KiB kernel, a valid header and startup_64 still in the file.
+  const whole = buildBzImage({ payload: patternPayload(39 * 1024) });
+  throwsBootError(() => boot(whole.subarray(0, 8 * 1024)), 'bad-header', /truncated.*syssize/);
+  throwsBootError(() => boot(whole.subarray(0, whole.length - 16)), 'bad-header', /truncated/);
+  // syssize rounds the payload up to 16 bytes, so a payload 15 bytes short of it is whole.
+  const odd = buildBzImage({ payload: patternPayload(0x3001) });
+  assert.is(boot(odd).result.protocol, 'linux-bzimage');
+  throwsBootError(() => boot(odd.subarray(0, odd.length - 1)), 'bad-header', /truncated/);
+  throwsBootError(() => boot(buildBzImage({ syssize: 0 })), 'bad-header', /syssize/);
+});
+
 test('boot structures split across two regions are refused', () => {
   throwsBootError(() => boot(buildBzImage(), { layout: [[0, 0x10000], [0x10000, 32 * MiB]] }), 'memory-too-small', /boot structures/);
 });

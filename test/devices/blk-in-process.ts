@@ -10,6 +10,7 @@ import path from 'node:path';
 import createDebug from 'debug';
 import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
 import { SyncEngine, UringEngine, type IoEngine } from '../../src/virtio/devices/blk/io-engine.js';
+import type { BlkOptions } from '../../src/virtio/devices/blk/options.js';
 import * as S from '../../src/virtio/devices/blk/spec.js';
 import { SplitQueue } from '../../src/virtio/queue.js';
 import { featureBit, VIRTIO_F_VERSION_1 } from '../../src/virtio/virtio-constants.js';
@@ -17,14 +18,15 @@ import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
 import { HostBuffer } from '../../src/vmm/host-buffer.js';
 import { setIovec } from '../../src/vmm/io-uring.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollWait, mmap, munmap, open, view } from '../../src/vmm/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollRemove, epollWait, mmap, munmap, open, view } from '../../src/vmm/libc.js';
 import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
 import { pattern, SECTOR } from './blk-helpers.js';
 
 export type EngineKind = 'sync' | 'io-uring';
 export type Operation = 'readv' | 'writev' | 'fdatasync' | 'fallocate';
 
-const RAM = 8 * 2 ** 20;
+/** NORESERVE: only the pages a test touches cost anything. */
+const RAM = 64 * 2 ** 20;
 const RING_AREA = 0x1000;
 const BUFFER_AREA = 0x100000;
 
@@ -42,6 +44,12 @@ export class EngineDouble implements IoEngine {
   operations = 0;
   inFlight = 0;
   mostInFlight = 0;
+  /** While set, reads and writes are held here, not given to the kernel, until release(). */
+  stalled = false;
+  /** Held operations, and the bytes of each that point outside guest RAM (a bounce buffer). */
+  private readonly held: Array<{ readonly run: () => void; readonly outside: number }> = [];
+  /** Where guest RAM is in host memory; iovecs elsewhere are the device's own buffers. */
+  guestRam: { readonly host: number; readonly size: number } | undefined;
   /** Copies of the callers' iovecs, cut at `step` bytes, freed once submitted. */
   private readonly cuts: HostBuffer[] = [];
   /** Answers made up here: [tag, sub, result], delivered by the next reap. */
@@ -94,13 +102,44 @@ export class EngineDouble implements IoEngine {
   readv(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void {
     if (this.intercept('readv', tag, sub)) return;
     const [address, n] = this.cut(iovecs, count);
+    if (this.hold(address, n, () => this.inner.readv(fd, address, n, offset, tag, sub))) return;
     this.inner.readv(fd, address, n, offset, tag, sub);
   }
 
   writev(fd: number, iovecs: number, count: number, offset: number, tag: number, sub: number): void {
     if (this.intercept('writev', tag, sub)) return;
     const [address, n] = this.cut(iovecs, count);
+    if (this.hold(address, n, () => this.inner.writev(fd, address, n, offset, tag, sub))) return;
     this.inner.writev(fd, address, n, offset, tag, sub);
+  }
+
+  private hold(iovecs: number, count: number, run: () => void): boolean {
+    if (!this.stalled) return false;
+    const words = new Uint32Array(view(iovecs, count * IOVEC_SIZE));
+    let outside = 0;
+    for (let i = 0; i < count; i++) {
+      const base = words[4 * i]! + words[4 * i + 1]! * 2 ** 32;
+      const inRam = this.guestRam !== undefined && base >= this.guestRam.host && base < this.guestRam.host + this.guestRam.size;
+      if (!inRam) outside += words[4 * i + 2]!;
+    }
+    this.held.push({ run, outside });
+    return true;
+  }
+
+  /** Bytes of the held operations' buffers outside guest RAM: the bounce buffers in flight. */
+  get heldOutsideRam(): number {
+    return this.held.reduce((sum, h) => sum + h.outside, 0);
+  }
+
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  /** Gives the held operations to the kernel. */
+  release(): void {
+    this.stalled = false;
+    for (const h of this.held.splice(0)) h.run();
+    this.inner.submit();
   }
 
   fdatasync(fd: number, tag: number, sub: number): void {
@@ -114,7 +153,7 @@ export class EngineDouble implements IoEngine {
   submit(): void {
     this.inner.submit();
     // io_uring has read the iovec arrays once they are submitted; the synchronous engine has run them.
-    for (const copy of this.cuts.splice(0)) copy.free();
+    if (this.held.length === 0) for (const copy of this.cuts.splice(0)) copy.free();
   }
 
   wait(): void {
@@ -151,8 +190,17 @@ class Watcher {
 
   watch(fd: number, onReadable: () => void): void {
     epollAdd(this.epfd, fd, EPOLLIN, fd);
+    this.watched = fd;
     this.onReadable = onReadable;
   }
+
+  unwatch(): void {
+    if (this.watched !== undefined) epollRemove(this.epfd, this.watched);
+    this.watched = undefined;
+    this.onReadable = undefined;
+  }
+
+  private watched: number | undefined;
 
   /** Waits up to `ms` for the watched fd and calls its callback if it became readable. */
   turn(ms: number): void {
@@ -180,7 +228,7 @@ export interface Answer {
 export class InProcessBlk {
   readonly file: string;
   readonly memory: GuestMemory;
-  readonly driver: MockSplitQueueDriver;
+  driver: MockSplitQueueDriver;
   readonly failures: string[] = [];
   readonly device: VirtioBlk;
   private readonly dir: string;
@@ -190,10 +238,13 @@ export class InProcessBlk {
   private next = BUFFER_AREA;
 
   constructor(
-    readonly engine: EngineDouble,
+    /** The engine of the current session (a reset closes it; the next activation gets a new one). */
+    public engine: EngineDouble,
     sectors: number,
     queueSize: number,
     extraFeatures = 0n,
+    /** Device options beyond the defaults here (e.g. direct, shared state). */
+    extraOptions: Partial<BlkOptions> = {},
   ) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-blk-inproc-'));
     this.file = path.join(this.dir, 'disk.img');
@@ -202,21 +253,59 @@ export class InProcessBlk {
     this.hostAddress = mmap(RAM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
     this.memory = memoryFromRegions([{ guestBase: 0, size: RAM, hostAddress: this.hostAddress }]);
     this.device = new VirtioBlk(
-      { name: 'vda', fd: this.fd, sizeBytes: sectors * SECTOR, readOnly: false, direct: false, blockDevice: false, serial: 'inproc', queues: 1, queueSize, engine: engine.kind, pollMicroseconds: 0 },
+      {
+        name: 'vda',
+        fd: this.fd,
+        sizeBytes: sectors * SECTOR,
+        readOnly: false,
+        direct: false,
+        blockDevice: false,
+        serial: 'inproc',
+        queues: 1,
+        queueSize,
+        engine: engine.kind,
+        pollMicroseconds: 0,
+        ...extraOptions,
+      },
       undefined,
-      () => engine,
+      (entries) => {
+        if (this.engineUsed) this.engine = EngineDouble.create(this.engine.kind, entries);
+        this.engineUsed = true;
+        this.engine.guestRam = { host: this.hostAddress, size: RAM };
+        return this.engine;
+      },
     );
-    this.driver = MockSplitQueueDriver.create(this.memory, RING_AREA, queueSize);
-    const queue = new SplitQueue(this.memory, this.driver.layout, { eventIdx: false, indirect: false });
+    this.queueSize = queueSize;
+    this.features = featureBit(VIRTIO_F_VERSION_1) | extraFeatures;
+    this.driver = this.activate(0);
+  }
+
+  private readonly queueSize: number;
+  private readonly features: bigint;
+  private engineUsed = false;
+
+  /** Activates the device on fresh rings for the session of reset epoch `resetEpoch`. */
+  private activate(resetEpoch: number): MockSplitQueueDriver {
+    this.memory.fill(RING_AREA, BUFFER_AREA - RING_AREA, 0);
+    const driver = MockSplitQueueDriver.create(this.memory, RING_AREA, this.queueSize);
+    const queue = new SplitQueue(this.memory, driver.layout, { eventIdx: false, indirect: false });
     const watcher = this.watcher;
     const host = {
       watch: (fd: number, onReadable: () => void) => watcher.watch(fd, onReadable),
-      unwatch: () => {},
+      unwatch: () => watcher.unwatch(),
+      resume: () => {},
       failDevice: (reason: string) => this.failures.push(reason),
       log: createDebug('kvm:test:blk-inproc'),
     };
-    const features = featureBit(VIRTIO_F_VERSION_1) | extraFeatures;
-    this.device.activate({ memory: this.memory, queues: [queue], features, interrupt: { signalUsed: () => {}, signalConfigChange: () => {} }, host });
+    const interrupt = { signalUsed: () => {}, signalConfigChange: () => {} };
+    this.device.activate({ memory: this.memory, queues: [queue], features: this.features, interrupt, host, resetEpoch });
+    return driver;
+  }
+
+  /** A driver reset and a new session (the transport bumps the reset epoch), on fresh rings. */
+  resetAndReactivate(resetEpoch: number): void {
+    this.device.reset();
+    this.driver = this.activate(resetEpoch);
   }
 
   /** Guest memory for `bytes`, with an unused page after it so no two buffers are adjacent. */
@@ -281,6 +370,7 @@ export class InProcessBlk {
   }
 
   close(): void {
+    if (this.engine.heldCount > 0) this.engine.release(); // the reset below waits for them
     this.device.reset(); // waits for what is in flight, closes the engine
     this.watcher.close();
     munmap(this.hostAddress, RAM);

@@ -11,6 +11,7 @@ import * as S from '../../src/virtio/devices/blk/spec.js';
 import { featureBit } from '../../src/virtio/virtio-constants.js';
 import { pattern, SECTOR } from './blk-helpers.js';
 import { EngineDouble, InProcessBlk, type Operation } from './blk-in-process.js';
+import { BlkSharedState } from '../../src/virtio/devices/blk/disk-shared.js';
 
 const QUEUE_SIZE = 64;
 const EIO = 5;
@@ -50,16 +51,36 @@ for (const kind of ['sync', 'io-uring'] as const) {
     }
   });
 
-  test(`${kind}: a flush whose fdatasync fails is IOERR, and a later flush is OK`, () => {
+  test(`${kind}: a flush whose fdatasync fails is IOERR, and so is every later flush until the device is reset`, () => {
     const engine = EngineDouble.create(kind, QUEUE_SIZE);
     const d = new InProcessBlk(engine, 128, QUEUE_SIZE);
     try {
       assert.is(d.request(S.VIRTIO_BLK_T_OUT, 8, [512], new Uint8Array(512).fill(1)).status, S.VIRTIO_BLK_S_OK);
       failOnce(engine, 'fdatasync', EIO);
       assert.is(d.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_IOERR);
-      assert.is(d.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_OK);
+      // The kernel reported the lost writeback once and would now answer fdatasync with success.
+      assert.is(d.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_IOERR, 'the second flush');
+      assert.is(d.request(S.VIRTIO_BLK_T_OUT, 8, [512], new Uint8Array(512).fill(2)).status, S.VIRTIO_BLK_S_OK, 'writes go on');
+      assert.is(d.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_IOERR, 'a flush after a new write');
+      d.resetAndReactivate(1);
+      assert.is(d.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_OK, 'a new driver session starts clean');
     } finally {
       d.close();
+    }
+  });
+
+  test(`${kind}: a failed flush fails the flushes of the disk's other data-plane threads too`, () => {
+    // Two instances over the same shared disk state, as two threads of one disk are.
+    const shared = BlkSharedState.allocate();
+    const engines = [EngineDouble.create(kind, QUEUE_SIZE), EngineDouble.create(kind, QUEUE_SIZE)] as const;
+    const [a, b] = engines.map((engine) => new InProcessBlk(engine, 128, QUEUE_SIZE, 0n, { shared }));
+    try {
+      failOnce(engines[0], 'fdatasync', EIO);
+      assert.is(a!.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_IOERR);
+      assert.is(b!.request(S.VIRTIO_BLK_T_FLUSH, 0).status, S.VIRTIO_BLK_S_IOERR, 'the other thread\'s flush');
+    } finally {
+      a!.close();
+      b!.close();
     }
   });
 

@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import { RNG_COUNTERS, VirtioRng } from '../../src/virtio/devices/rng.js';
+import { RNG_COUNTERS, RNG_MAX_BYTES_PER_REQUEST, VirtioRng } from '../../src/virtio/devices/rng.js';
 import { DeviceCounters } from '../../src/virtio/device-counters.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 
@@ -18,7 +18,7 @@ async function harness(): Promise<VirtioMmioHarness> {
   return h;
 }
 
-test('fills device-writable buffers of any size with entropy, in place', async () => {
+test('fills device-writable buffers with entropy, in place, up to RNG_MAX_BYTES_PER_REQUEST a request', async () => {
   const h = await harness();
   try {
     h.negotiate(V.featureBit(V.VIRTIO_F_VERSION_1) | V.featureBit(V.VIRTIO_F_RING_INDIRECT_DESC));
@@ -30,7 +30,8 @@ test('fills device-writable buffers of any size with entropy, in place', async (
     h.kick(0);
     assert.is(h.waitForInterrupt() & V.VIRTIO_ISR_QUEUE, V.VIRTIO_ISR_QUEUE);
     const used = await h.waitForUsed(0, sizes.length);
-    assert.equal(used, heads.map((id, i) => ({ id, len: sizes[i]! })));
+    const served = sizes.map((n) => Math.min(n, RNG_MAX_BYTES_PER_REQUEST));
+    assert.equal(used, heads.map((id, i) => ({ id, len: served[i]! })));
     for (const [i, address] of buffers.entries()) {
       const bytes = h.memory.slice(address, sizes[i]!);
       if (sizes[i]! >= 64) assert.ok(bytes.some((b) => b !== 0), `buffer ${i} is all zero`);
@@ -38,7 +39,7 @@ test('fills device-writable buffers of any size with entropy, in place', async (
     // Entropy differs between requests.
     assert.not.equal(Array.from(h.memory.slice(buffers[1]!, 64)), Array.from(h.memory.slice(buffers[2]!, 64)));
     // The data-plane thread's counts are visible here.
-    assert.equal(counters.snapshot(), { requests: 4, bytes: 1 + 64 + 4096 + 100_000 });
+    assert.equal(counters.snapshot(), { requests: 4, bytes: 1 + 64 + 4096 + RNG_MAX_BYTES_PER_REQUEST });
   } finally {
     await h.close();
   }
@@ -79,6 +80,31 @@ test('an avail index that runs ahead sets DEVICE_NEEDS_RESET and raises a config
     const head = q2.addChain([{ address: h.allocate(16), length: 16, writable: true }]);
     h.kick(0);
     assert.equal(await h.waitForUsed(0, 1), [{ id: head, len: 16 }]);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a chain naming one large buffer 255 times, then a reset: the reset is prompt and nothing is written after it', async () => {
+  const h = await harness();
+  try {
+    h.negotiate(V.featureBit(V.VIRTIO_F_VERSION_1));
+    const q = h.setupQueue(0, 256);
+    h.driverOk();
+    // 255 × 16 MiB: almost 2^32 bytes asked of the device by one chain.
+    const size = 16 * 2 ** 20;
+    const buffer = h.allocate(size);
+    q.addChain(Array.from({ length: 255 }, () => ({ address: buffer, length: size, writable: true })));
+    h.kick(0);
+    await new Promise((r) => setTimeout(r, 20));
+    const started = performance.now();
+    h.reset();
+    const took = performance.now() - started;
+    assert.is(h.status, 0);
+    assert.ok(took < 200, `the reset took ${took.toFixed(0)} ms`);
+    h.memory.fill(buffer, size, 0);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(h.memory.slice(buffer, size).every((b) => b === 0), 'the device wrote into the old buffer after the reset');
   } finally {
     await h.close();
   }

@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, fstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import path from 'node:path';
 import { DiskError, type DiskErrorKind } from '../../src/disk/disk-error.js';
@@ -163,6 +164,63 @@ test('direct: O_DIRECT with the filesystem\'s alignment, and a second fd without
     assert.ok(image.bufferedFd !== undefined && image.bufferedFd !== image.fd);
     assert.ok(image.directMemoryAlign! >= 1 && image.directOffsetAlign! >= 512, `${image.directMemoryAlign}/${image.directOffsetAlign}`);
     image.close();
+  } finally {
+    w.done();
+  }
+});
+
+test('direct: the second fd is the image that was opened, however often its path is replaced meanwhile', async () => {
+  const w = workdir();
+  // Another thread keeps replacing the image's path (atomically, by rename) with one of two files.
+  const file = path.join(w.dir, 'swapped.img');
+  const inodes = [w.file('a.img', 1 << 16), w.file('b.img', 1 << 16)];
+  const swapper = new Worker(
+    `const fs = require('node:fs'); const { workerData: d } = require('node:worker_threads');
+     for (let i = 0; ; i++) { const t = d.file + '.t'; fs.linkSync(d.inodes[i % 2], t); fs.renameSync(t, d.file); }`,
+    { eval: true, workerData: { file, inodes } },
+  );
+  try {
+    writeFileSync(file, new Uint8Array(1 << 16));
+    const deadline = Date.now() + 1500;
+    let opens = 0;
+    while (Date.now() < deadline) {
+      let image;
+      try {
+        image = openDiskImage(spec(file, { direct: true }));
+      } catch (error) {
+        if (error instanceof DiskError && error.kind === 'missing') continue; // between the link and the rename
+        throw error;
+      }
+      try {
+        opens++;
+        const [a, b] = [fstatSync(image.fd), fstatSync(image.bufferedFd!)];
+        assert.ok(a.ino === b.ino && a.dev === b.dev, `open ${opens}: the buffered fd is inode ${b.ino}, the image inode ${a.ino}`);
+      } finally {
+        image.close();
+      }
+    }
+    assert.ok(opens > 50, `only ${opens} opens`);
+  } finally {
+    await swapper.terminate();
+    w.done();
+  }
+});
+
+test('direct: misaligned writes through the second fd land in the opened image after its path is replaced', () => {
+  const w = workdir();
+  try {
+    const file = w.file('live.img', 1 << 16);
+    const image = openDiskImage(spec(file, { direct: true }));
+    try {
+      const original = path.join(w.dir, 'moved.img');
+      spawnSync('mv', [file, original]);
+      w.file('live.img', 1 << 16); // someone else's file now has the name
+      writeSync(image.bufferedFd!, Buffer.from('misaligned'), 0, 10, 3);
+      assert.is(readFileSync(original).subarray(3, 13).toString(), 'misaligned');
+      assert.ok(readFileSync(file).every((b) => b === 1), 'the file now at the path is untouched');
+    } finally {
+      image.close();
+    }
   } finally {
     w.done();
   }

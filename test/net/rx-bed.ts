@@ -88,6 +88,7 @@ export class RxBed {
     const host = {
       watch: () => (this.watching = true),
       unwatch: () => (this.watching = false),
+      resume: () => {},
       failDevice: (reason: string) => this.violations.push(`device failed: ${reason}`),
       log,
     };

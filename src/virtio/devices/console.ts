@@ -9,7 +9,7 @@ import type { DescriptorChain } from '../descriptor-chain.js';
 import { bytesReadable, readFd, writeFully } from '../../vmm/libc.js';
 import { VIRTIO_ID_CONSOLE } from '../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
-import { drainQueue } from './drain.js';
+import { WAKEUP_BYTE_BUDGET } from './drain.js';
 
 export const CONSOLE_RECEIVEQ = 0;
 export const CONSOLE_TRANSMITQ = 1;
@@ -33,6 +33,8 @@ export class VirtioConsole implements VirtioDevice {
   private watchingInput = false;
   private inputEnded = false;
   private inReadableCallback = false;
+  /** The output chain being written, when a wake-up's budget ran out in the middle of it. */
+  private txChain: { readonly chain: DescriptorChain; readonly views: Uint8Array[]; view: number; offset: number } | undefined;
 
   constructor(private readonly options: ConsoleOptions) {
     new DataView(this.configSpace.buffer).setUint32(4, 1, true); // max_nr_ports (meaningful with MULTIPORT only)
@@ -72,15 +74,58 @@ export class VirtioConsole implements VirtioDevice {
     }
   }
 
+  /**
+   * Writes output chains, at most WAKEUP_BYTE_BUDGET bytes per wake-up: one chain may name one
+   * buffer thousands of times (up to 2^32 - 1 bytes), so a long one is finished over several
+   * wake-ups and a reset in between drops the rest.
+   */
   private transmit(): void {
     const context = this.context;
     const queue = context?.queues[CONSOLE_TRANSMITQ];
     if (!context || !queue) return;
-    drainQueue(queue, context.interrupt, CONSOLE_TRANSMITQ, (chain) => {
-      // Waits while the console is full; a closed console does not stop the guest.
-      for (const view of chain.readableViews(context.memory)) writeFully(this.options.outputFd, view);
-      return 0;
-    });
+    let budget = WAKEUP_BYTE_BUDGET;
+    let served = 0;
+    const announce = (): void => {
+      if (served > 0 && queue.needsNotification()) context.interrupt.signalUsed(CONSOLE_TRANSMITQ);
+    };
+    do {
+      queue.disableNotifications();
+      for (;;) {
+        if (!this.txChain) {
+          const chain = queue.pop();
+          if (!chain) break;
+          this.txChain = { chain, views: chain.error ? [] : chain.readableViews(context.memory), view: 0, offset: 0 };
+        }
+        const tx = this.txChain;
+        while (tx.view < tx.views.length && budget > 0) {
+          const view = tx.views[tx.view]!;
+          const piece = view.subarray(tx.offset, tx.offset + budget);
+          // Waits while the console is full; a closed console does not stop the guest.
+          writeFully(this.options.outputFd, piece);
+          budget -= piece.length;
+          tx.offset += piece.length;
+          if (tx.offset === view.length) {
+            tx.view++;
+            tx.offset = 0;
+          }
+        }
+        if (tx.view < tx.views.length) {
+          // Out of budget mid-chain: the loop calls back after its other events (notifications stay off).
+          context.host.resume(CONSOLE_TRANSMITQ);
+          announce();
+          return;
+        }
+        queue.addUsed(tx.chain.head, 0);
+        this.txChain = undefined;
+        served++;
+        if ((budget <= 0 || served >= queue.size) && queue.pendingCount > 0) {
+          context.host.resume(CONSOLE_TRANSMITQ);
+          announce();
+          return;
+        }
+      }
+    } while (queue.enableNotifications());
+    announce();
   }
 
   /** Moves waiting input into posted receive buffers. */
@@ -126,6 +171,7 @@ export class VirtioConsole implements VirtioDevice {
 
   reset(): void {
     this.unwatchInput();
+    this.txChain = undefined;
     this.context = undefined;
   }
 }

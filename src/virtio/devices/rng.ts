@@ -8,10 +8,16 @@ import { VIRTIO_ID_RNG } from '../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
 import { DeviceCounters } from '../device-counters.js';
 import { drainQueue } from './drain.js';
+import type { DescriptorChain } from '../descriptor-chain.js';
 
 export const RNG_QUEUE_SIZE = 256;
 /** getRandomValues refuses more than this per call. */
 const MAX_RANDOM_CHUNK = 65536;
+/**
+ * Entropy per request at most: the used length tells the driver how much it got (5.4.6), and a
+ * chain whose descriptors all point at one buffer may ask for up to 2^32 - 1 bytes.
+ */
+export const RNG_MAX_BYTES_PER_REQUEST = 65536;
 
 /** Requests served, and the entropy bytes they carried to the guest. */
 export const RNG_COUNTERS = ['requests', 'bytes'] as const;
@@ -43,18 +49,21 @@ export class VirtioRng implements VirtioDevice {
     const context = this.context;
     const queue = context?.queues[queueIndex];
     if (!context || !queue) return;
-    drainQueue(queue, context.interrupt, queueIndex, (chain) => {
+    const serve = (chain: DescriptorChain): number => {
       let written = 0;
       for (const view of chain.writableViews(context.memory)) {
-        for (let at = 0; at < view.length; at += MAX_RANDOM_CHUNK) {
-          webcrypto.getRandomValues(view.subarray(at, at + MAX_RANDOM_CHUNK));
+        const length = Math.min(view.length, RNG_MAX_BYTES_PER_REQUEST - written);
+        for (let at = 0; at < length; at += MAX_RANDOM_CHUNK) {
+          webcrypto.getRandomValues(view.subarray(at, Math.min(at + MAX_RANDOM_CHUNK, length)));
         }
-        written += view.length;
+        written += length;
+        if (written === RNG_MAX_BYTES_PER_REQUEST) break;
       }
       this.counters.add('requests');
       this.counters.add('bytes', written);
       return written;
-    });
+    };
+    drainQueue(queue, context.interrupt, queueIndex, serve, () => context.host.resume(queueIndex));
   }
 
   reset(): void {

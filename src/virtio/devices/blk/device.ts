@@ -51,6 +51,7 @@ import {
   type BlkOptions,
 } from './options.js';
 import { DeviceCounters } from '../../device-counters.js';
+import { BLK_BOUNCE_BUDGET_BYTES, BlkSharedState } from './disk-shared.js';
 import { forEachDataPiece, parseBlkRequest, type BlkLimits, type BlkRequest, type DwzRange } from './request.js';
 import { GuestMemoryError } from '../../../vmm/guest-memory.js';
 import * as S from './spec.js';
@@ -80,6 +81,8 @@ const MAX_IOVEC_BYTES = 1 << 30;
 
 /** The largest bounce buffer for one O_DIRECT request with misaligned guest buffers (4 MiB). */
 export const MAX_BOUNCE_BYTES = 4 << 20;
+/** HostBuffer rounds a bounce buffer up to whole pages: what it costs the budget. */
+const HOST_PAGE = 4096;
 
 type SlotOp = 'read' | 'write' | 'flush' | 'discard' | 'write-zeroes';
 
@@ -115,6 +118,8 @@ class Slot {
   /** With a bounce buffer: the guest ranges the data really belongs to. */
   guestPieces: number[] = [];
   bounce: HostBuffer | undefined;
+  /** Bytes of the disk's bounce budget the bounce buffer holds. */
+  bounceBytes = 0;
   ranges: RangeState[] = [];
 
   constructor(
@@ -138,6 +143,11 @@ export class VirtioBlk implements VirtioDevice {
   private readonly directMemoryAlign: number;
   private readonly directOffsetAlign: number;
   private readonly pollMicroseconds: number;
+  private readonly bounceBudget: number;
+  /** Shared with the disk's other data-plane threads. */
+  private readonly shared: BlkSharedState;
+  /** The reset epoch of the driver's session (ActivationContext.resetEpoch). */
+  private resetEpoch = 0;
   /** The queues this instance serves (its data-plane thread's share). */
   private readonly served: readonly number[];
 
@@ -193,6 +203,8 @@ export class VirtioBlk implements VirtioDevice {
     this.directMemoryAlign = options.directMemoryAlign ?? 4096;
     this.directOffsetAlign = options.directOffsetAlign ?? 4096;
     this.pollMicroseconds = options.pollMicroseconds ?? BLK_DEFAULT_POLL_US;
+    this.bounceBudget = options.bounceBudgetBytes ?? BLK_BOUNCE_BUDGET_BYTES;
+    this.shared = new BlkSharedState(options.shared);
   }
 
   private get active(): boolean {
@@ -216,6 +228,7 @@ export class VirtioBlk implements VirtioDevice {
     const engine = this.createEngine(entries, context.host.log);
     this.engine = engine;
     this.context = context;
+    this.resetEpoch = context.resetEpoch ?? 0;
     this.needsService = this.queueMaxSizes.map(() => false);
     this.touched = this.queueMaxSizes.map(() => false);
     if (engine.eventFd !== undefined) context.host.watch(engine.eventFd, () => this.completionsReady());
@@ -413,6 +426,12 @@ export class VirtioBlk implements VirtioDevice {
           this.counters.add('flushes');
           return;
         }
+        if (this.shared.flushFailed(this.resetEpoch)) {
+          // Pages whose writeback failed are clean again: no later fdatasync can vouch for them.
+          this.answer(q, chain.head, request.statusAddress, S.VIRTIO_BLK_S_IOERR, 1);
+          this.countStatus(S.VIRTIO_BLK_S_IOERR);
+          return;
+        }
         const slot = this.takeSlot(q, chain.head, request.statusAddress, 'flush');
         slot.pending = 1;
         if (this.flushOrder.flushArrived(slot.index)) this.issueFlush(slot);
@@ -521,11 +540,17 @@ export class VirtioBlk implements VirtioDevice {
     slot.iovStart = 0;
     slot.iovCount = count;
     if (this.options.direct) {
-      if ((offset | length) % offsetAlign !== 0 || (!aligned && length > MAX_BOUNCE_BYTES)) {
+      const bounceBytes = aligned ? 0 : Math.ceil(length / HOST_PAGE) * HOST_PAGE;
+      if (
+        (offset | length) % offsetAlign !== 0 ||
+        (!aligned && (length > MAX_BOUNCE_BYTES || !this.shared.reserveBounce(bounceBytes, this.bounceBudget)))
+      ) {
         // O_DIRECT cannot address this range of the file at all, or the guest's misaligned buffers
-        // would need a bounce larger than a guest may make the host allocate: the page cache can.
+        // would need a bounce larger than a guest may make the host allocate (alone, or with the
+        // bounces the disk already holds): the page cache can.
         slot.fd = this.options.bufferedFd ?? this.options.fd;
       } else if (!aligned) {
+        slot.bounceBytes = bounceBytes;
         const bounce = new HostBuffer(length);
         const guestPieces: number[] = [];
         forEachDataPiece(chain, request.first, request.skip, length, (_host, guest, n) => guestPieces.push(guest, n));
@@ -628,7 +653,13 @@ export class VirtioBlk implements VirtioDevice {
         }
         break;
       case 'flush':
-        if (result < 0) this.fail(slot, `fdatasync: errno ${-result}`);
+        if (result < 0) {
+          this.shared.markFlushFailed(this.resetEpoch);
+          this.fail(slot, `fdatasync: errno ${-result}`);
+        } else if (this.shared.flushFailed(this.resetEpoch)) {
+          // Another flush (maybe another thread's) consumed the error while this one ran.
+          this.fail(slot, 'an earlier flush of this session failed');
+        }
         break;
       case 'discard':
       case 'write-zeroes': {
@@ -664,8 +695,7 @@ export class VirtioBlk implements VirtioDevice {
   private complete(slot: Slot): void {
     if (slot.bounce) {
       if (slot.op === 'read' && slot.status === S.VIRTIO_BLK_S_OK) this.copyGuest(slot.guestPieces, slot.bounce.bytes, 'out');
-      slot.bounce.free();
-      slot.bounce = undefined;
+      this.freeBounce(slot);
     }
     this.answer(slot.queue, slot.head, slot.statusAddress, slot.status, slot.status === S.VIRTIO_BLK_S_OK ? slot.used : 1);
     if (slot.status === S.VIRTIO_BLK_S_OK) this.countDone(slot.op, slot.length);
@@ -677,6 +707,13 @@ export class VirtioBlk implements VirtioDevice {
     if (generation >= 0) {
       for (const tag of this.flushOrder.writeFinished(generation)) this.issueFlush(this.slots[tag]!);
     }
+  }
+
+  private freeBounce(slot: Slot): void {
+    slot.bounce?.free();
+    slot.bounce = undefined;
+    this.shared.releaseBounce(slot.bounceBytes);
+    slot.bounceBytes = 0;
   }
 
   reset(): void {
@@ -697,10 +734,7 @@ export class VirtioBlk implements VirtioDevice {
         this.engine = undefined;
       }
     }
-    for (const slot of this.slots) {
-      slot.bounce?.free();
-      slot.bounce = undefined;
-    }
+    for (const slot of this.slots) this.freeBounce(slot);
     this.freeSlots = this.slots.map((_, i) => this.slots.length - 1 - i);
     this.opsInFlight = 0;
     this.flushOrder.clear();

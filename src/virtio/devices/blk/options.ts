@@ -34,6 +34,10 @@ export interface BlkOptions {
   readonly pollMicroseconds?: number;
   /** Shared counters (BLK_COUNTERS, see DeviceCounters); the thread that built the options reads them. */
   readonly counters?: SharedArrayBuffer;
+  /** State the disk's data-plane threads share (BlkSharedState: sticky flush failure, bounce bytes held). */
+  readonly shared?: SharedArrayBuffer;
+  /** O_DIRECT bounce buffers the disk may hold at once, all threads together (default BLK_BOUNCE_BUDGET_BYTES). */
+  readonly bounceBudgetBytes?: number;
 }
 
 /** Requests answered OK by type (and the bytes moved), and those answered IOERR or UNSUPP. */
