@@ -258,6 +258,8 @@ export function checkBlkDeviceCase(c: BlkDeviceCase): void {
         if (watched === engine.eventFd) onCompletions = onReadable;
       },
       unwatch: () => {},
+      // virtio-blk does not defer work to a later wake-up.
+      resume: () => {},
       failDevice: (reason) => failures.push(reason),
       log,
     },
