@@ -7,10 +7,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
-import { HostBuffer } from '../../src/vmm/host-buffer.js';
+import { IoUring, setIovec } from '../../src/sys/io-uring.js';
+import { HostBuffer } from '../../src/sys/host-buffer.js';
 import { mapGuestRam } from '../../src/vmm/guest-ram.js';
-import { O_DIRECT, O_RDWR, close, munmap, open } from '../../src/vmm/libc.js';
+import { O_DIRECT, O_RDWR, close, munmap, open } from '../../src/sys/libc.js';
 import { HUGE_PAGE, type Pattern, type PatternResult } from './driver.js';
 
 export type BaselineTool = 'fio' | 'io_uring loop';

@@ -6,7 +6,7 @@
  * (Frames written into an AF_PACKET socket are marked untrusted and would be
  * segmented by the stack before they reach the TAP.)
  */
-import { close, connect, setSocketOption, socket, writeFd } from '../../src/vmm/libc.js';
+import { close, connect, setSocketOption, socket, writeFd } from '../../src/sys/libc.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
 import { ipBytes } from '../../test/net/packets.js';
 

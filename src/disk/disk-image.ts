@@ -23,7 +23,7 @@ import {
   ioctlBuffer,
   lockWholeFile,
   open,
-} from '../vmm/libc.js';
+} from '../sys/libc.js';
 import { SECTOR, checkDiskPath, checkDistinctDisks, realPath } from './disk-check.js';
 import { DiskError } from './disk-error.js';
 import type { DiskSpec } from './disk-spec.js';

@@ -7,7 +7,7 @@
  * until EAGAIN. Offloads stay off until a driver negotiates them.
  */
 import createDebug from 'debug';
-import { HostCallError, O_NONBLOCK, O_RDWR, close, errnoName, interfaceIndex, ioctl, ioctlBuffer, open } from '../vmm/libc.js';
+import { HostCallError, O_NONBLOCK, O_RDWR, close, errnoName, interfaceIndex, ioctl, ioctlBuffer, open } from '../sys/libc.js';
 import { NetError } from './net-error.js';
 import { checkInterfaceName } from './net-spec.js';
 import {

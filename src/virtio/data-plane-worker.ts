@@ -10,9 +10,9 @@
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
 import { memoryFromRegions } from '../vmm/guest-ram.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../vmm/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../sys/libc.js';
 import { TransportInterrupt } from '../transport/virtio-interrupt.js';
-import { logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
+import { logSynchronously, writeStderrNow } from '../sys/thread-log.js';
 import { VirtioTransportState } from '../transport/virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
 import { QueueError, SplitQueue } from './queue.js';

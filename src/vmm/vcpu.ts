@@ -6,7 +6,7 @@ import type { CpuEntryState, SegmentState } from '../boot/cpu-state.js';
 import type { GuestMemory } from './guest-memory.js';
 import * as abi from './kvm-abi.js';
 import { KvmError } from './kvm.js';
-import { HostCallError, ioctlBuffer, view } from './libc.js';
+import { HostCallError, ioctlBuffer, view } from '../sys/libc.js';
 
 const KVM_GET_LAPIC = 0x8400ae8e;
 const KVM_SET_LAPIC = 0x4400ae8f;

@@ -22,7 +22,7 @@ import {
   eventfd,
   munmap,
   signalEventfd,
-} from '../../src/vmm/libc.js';
+} from '../../src/sys/libc.js';
 import { DataPlane } from '../../src/virtio/data-plane.js';
 import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
 import * as V from '../../src/virtio/virtio-constants.js';

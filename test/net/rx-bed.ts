@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import createDebug from 'debug';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, setNonBlocking, socketPair, writeFd } from '../../src/vmm/libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, setNonBlocking, socketPair, writeFd } from '../../src/sys/libc.js';
 import { SplitQueue } from '../../src/virtio/queue.js';
 import { ReceiveBuffers, Receiver } from '../../src/virtio/devices/net/rx.js';
 import { NetStats } from '../../src/virtio/devices/net/stats.js';

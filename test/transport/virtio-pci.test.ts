@@ -9,7 +9,7 @@ import { VirtioPciFunction, type VirtioPciOptions } from '../../src/transport/pc
 import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../src/transport/virtio-transport-state.js';
 import { transportFeatures } from '../../src/transport/transport-features.js';
 import { createIrqRoutingState } from '../../src/vmm/irq-routing.js';
-import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/vmm/libc.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/sys/libc.js';
 import { dataValue, setDataValue } from '../../src/vmm/bus.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 

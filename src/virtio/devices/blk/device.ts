@@ -31,15 +31,15 @@
  * A reset waits for every operation in flight before returning, so no
  * buffer of the old driver is touched once the driver sees status 0.
  */
-import { setIovec } from '../../../vmm/io-uring.js';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../vmm/libc.js';
+import { setIovec } from '../../../sys/io-uring.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../sys/libc.js';
 import { DescriptorChain } from '../../descriptor-chain.js';
 import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
 import type { ActivationContext, DataPlaneShare, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
 import { describeBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
-import { HostBuffer } from '../../../vmm/host-buffer.js';
+import { HostBuffer } from '../../../sys/host-buffer.js';
 import {
   BLK_COUNTERS,
   BLK_DEFAULT_POLL_US,

@@ -14,7 +14,7 @@
  */
 import createDebug from 'debug';
 import { TUNSETOFFLOAD } from '../../../net/tun-abi.js';
-import { ioctlRaw } from '../../../vmm/libc.js';
+import { ioctlRaw } from '../../../sys/libc.js';
 import { QueueError } from '../../queue.js';
 import { VIRTIO_ID_NET, featureBit } from '../../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
