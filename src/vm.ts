@@ -6,7 +6,7 @@ import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
 import { isLinuxKernel, loadKernel } from './boot/index.js';
 import { buildFirmwareTables } from './boot/acpi/index.js';
-import type { BootProtocol } from './boot/cpu-state.js';
+import type { BootProtocol } from './vmm/cpu-state.js';
 import { errorToExit } from './base/error-exit.js';
 import { kernelCommandLine, validateConfig, type ValidConfig, type VmConfig } from './config.js';
 import { addLegacyDevices } from './legacy/index.js';

@@ -28,7 +28,7 @@ import {
   TUN_F_UFO,
   TUN_F_USO4,
   TUN_F_USO6,
-} from './tun-abi.js';
+} from '../sys/tun-abi.js';
 
 const log = createDebug('kvm:net');
 

@@ -5,7 +5,7 @@
  */
 import createDebug from 'debug';
 import { Worker } from 'node:worker_threads';
-import type { CpuEntryState } from '../boot/cpu-state.js';
+import type { CpuEntryState } from './cpu-state.js';
 import { CpuidTable, vcpuCpuid, type CpuFeatureEdits } from './cpuid.js';
 import type { DeviceSpec } from './device.js';
 import { EXIT_HOST_ERROR, EXIT_POWER_OFF, type VmExit } from '../base/exit-status.js';

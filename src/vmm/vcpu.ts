@@ -2,7 +2,7 @@
  * vCPU ioctls: registers, special registers, CPUID, LAPIC and the run page.
  * A Vcpu object lives in the worker thread that calls KVM_RUN on it.
  */
-import type { CpuEntryState, SegmentState } from '../boot/cpu-state.js';
+import type { CpuEntryState, SegmentState } from './cpu-state.js';
 import type { GuestMemory } from './guest-memory.js';
 import * as abi from './kvm-abi.js';
 import { KvmError } from './kvm.js';

@@ -23,7 +23,7 @@ import {
   munmap,
   signalEventfd,
 } from '../../src/sys/libc.js';
-import { DataPlane } from '../../src/virtio/data-plane.js';
+import { DataPlane } from '../../src/transport/data-plane/data-plane.js';
 import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 import * as M from '../../src/transport/virtio-mmio.js';
