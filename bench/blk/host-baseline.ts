@@ -2,7 +2,7 @@
  * The host's own throughput on the bench image with the same access pattern:
  * fio (io_uring engine, same block size, queue depth and O_DIRECT setting)
  * when it is installed, otherwise the same loop in-process over this
- * project's io_uring binding (src/vmm/io-uring.ts), which is what the
+ * project's io_uring binding (src/sys/io-uring.ts), which is what the
  * device's data plane itself sits on.
  */
 import { spawnSync } from 'node:child_process';

@@ -4,27 +4,27 @@
  * (kernel parameters, the console input path).
  */
 import { writeSync } from 'node:fs';
-import { attachVirtioMmio, type AttachedVirtioDevice } from './transport/virtio-mmio-attach.js';
+import { attachVirtioMmio, type AttachedVirtioDevice } from '../transport/virtio-mmio-attach.js';
 import type { TransportKind } from './config.js';
-import { VirtioConsole, type ConsoleOptions } from './virtio/devices/console.js';
-import { RNG_COUNTERS, VirtioRng, type RngOptions } from './virtio/devices/rng.js';
-import { DeviceCounters } from './virtio/device-counters.js';
-import { VirtioNet } from './virtio/devices/net/device.js';
-import type { NetOptions } from './virtio/devices/net/options.js';
-import { NET_COUNTERS } from './virtio/devices/net/stats.js';
-import { defaultMac, parseMac, type NetSpec } from './net/net-spec.js';
-import { openTap } from './net/tap.js';
-import type { VirtioDevice, VirtioDeviceModule } from './virtio/virtio-device.js';
-import { VirtioBlk } from './virtio/devices/blk/device.js';
-import { BLK_COUNTERS, blkDataPlaneQueues } from './virtio/devices/blk/options.js';
-import { blkOptionsFor } from './disk/blk-options.js';
-import type { DiskImage } from './disk/disk-image.js';
-import { diskName } from './disk/disk-spec.js';
-import { O_CLOEXEC, close, pipe, setNonBlocking } from './sys/libc.js';
-import type { Machine } from './vmm/machine.js';
-import { attachVirtioPci } from './transport/pci/virtio-pci-attach.js';
-import { PciBus } from './transport/pci/pci-bus.js';
-import { TransportError } from './transport/transport-error.js';
+import { VirtioConsole, type ConsoleOptions } from '../virtio/devices/console.js';
+import { RNG_COUNTERS, VirtioRng, type RngOptions } from '../virtio/devices/rng.js';
+import { DeviceCounters } from '../virtio/device-counters.js';
+import { VirtioNet } from '../virtio/devices/net/device.js';
+import type { NetOptions } from '../virtio/devices/net/options.js';
+import { NET_COUNTERS } from '../virtio/devices/net/stats.js';
+import { defaultMac, parseMac, type NetSpec } from '../net/net-spec.js';
+import { openTap } from '../net/tap.js';
+import type { VirtioDevice, VirtioDeviceModule } from '../virtio/virtio-device.js';
+import { VirtioBlk } from '../virtio/devices/blk/device.js';
+import { BLK_COUNTERS, blkDataPlaneQueues } from '../virtio/devices/blk/options.js';
+import { blkOptionsFor } from './blk-options.js';
+import type { DiskImage } from '../disk/disk-image.js';
+import { diskName } from '../disk/disk-spec.js';
+import { O_CLOEXEC, close, pipe, setNonBlocking } from '../sys/libc.js';
+import type { Machine } from '../vmm/machine.js';
+import { attachVirtioPci } from '../transport/pci/virtio-pci-attach.js';
+import { PciBus } from '../transport/pci/pci-bus.js';
+import { TransportError } from '../transport/transport-error.js';
 import { DEVICE_IRQS, MAX_MMIO_DEVICES, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE } from './device-placement.js';
 
 export interface VirtioDeviceOptions {
@@ -51,7 +51,7 @@ export interface VirtioDevices {
 }
 
 const deviceModule = (file: string, factory: string, options: unknown): VirtioDeviceModule => ({
-  module: new URL(`./virtio/devices/${file}.js`, import.meta.url).href,
+  module: new URL(`../virtio/devices/${file}.js`, import.meta.url).href,
   factory,
   options,
 });
