@@ -4,9 +4,9 @@
  * a HostCallError naming the call and errno.
  */
 import koffi from 'koffi';
-import os from 'node:os';
 import { EXIT_HOST_ERROR } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
+import { EAGAIN, EINTR, describeErrno, errnoName } from './errno.js';
 
 /** A libc call failed; `kind` is the errno's name (EACCES, ENOENT, …), also in `code`. Status 4. */
 export class HostCallError extends VmmError {
@@ -17,36 +17,6 @@ export class HostCallError extends VmmError {
   ) {
     super(code, `${call} failed: ${code} (${describeErrno(errno)})`, { status: EXIT_HOST_ERROR });
   }
-}
-
-const errnoNames = new Map<number, string>(
-  Object.entries(os.constants.errno).map(([name, value]) => [value as number, name]),
-);
-
-export function errnoName(errno: number): string {
-  return errnoNames.get(errno) ?? `errno ${errno}`;
-}
-
-function describeErrno(errno: number): string {
-  const messages: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    ENOENT: 'no such file or directory',
-    EINVAL: 'invalid argument',
-    ENOMEM: 'out of memory',
-    EEXIST: 'already exists',
-    EBUSY: 'device or resource busy',
-    EFAULT: 'bad address',
-    ENXIO: 'no such device or address',
-    ENODEV: 'no such device',
-    ENOTTY: 'inappropriate ioctl for device',
-    EINTR: 'interrupted',
-    E2BIG: 'argument list too long',
-    EAGAIN: 'try again',
-    ENOSPC: 'no space left on device',
-    EBADF: 'bad file descriptor',
-  };
-  return messages[errnoName(errno)] ?? errnoName(errno);
 }
 
 const lib = koffi.load('libc.so.6');
@@ -168,8 +138,6 @@ export function open(path: string, flags: number, mode = 0): number {
 export function close(fd: number): void {
   cClose(fd);
 }
-
-const EINTR = 4;
 
 /** Retries a call interrupted by a signal (a profiler's SIGPROF, a kick meant for KVM_RUN). */
 function retryInterrupted(call: () => number): number {
@@ -299,7 +267,6 @@ export function drainEventfd(fd: number): number {
 }
 
 const POLLOUT = 0x004;
-const EAGAIN = 11;
 const pollfd = new Uint8Array(8);
 
 /**

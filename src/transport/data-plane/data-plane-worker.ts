@@ -13,6 +13,7 @@ import { memoryFromRegions } from '../../vmm/guest-ram.js';
 import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait } from '../../sys/libc.js';
 import { TransportInterrupt } from '../virtio-interrupt.js';
 import { logSynchronously, writeStderrNow } from '../../sys/thread-log.js';
+import { EINTR } from '../../sys/errno.js';
 import { VirtioTransportState } from '../virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
 import { QueueError, SplitQueue } from '../../virtio/queue.js';
@@ -26,7 +27,6 @@ import {
 } from '../../virtio/virtio-constants.js';
 import type { DataPlaneHost, VirtioDevice, VirtioDeviceFactory } from '../../virtio/virtio-device.js';
 
-const EINTR = 4;
 const TOKEN_CONTROL = 0;
 const TOKEN_RESAMPLE = 1;
 const TOKEN_FIRST_KICK = 2;

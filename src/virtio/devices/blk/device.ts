@@ -40,6 +40,7 @@ import { describeBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
+import { EINVAL, EOPNOTSUPP } from '../../../sys/errno.js';
 import {
   BLK_COUNTERS,
   BLK_DEFAULT_POLL_US,
@@ -62,9 +63,6 @@ const ZERO_RANGE = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 /** Not an fallocate mode: write zeroes from a zero buffer (filesystems with neither mode). */
 const BY_WRITING = -1;
 const ZERO_CHUNK = 1 << 20;
-/** An fallocate mode the file does not support. */
-const EOPNOTSUPP = 95;
-const EINVAL = 22;
 /** Rounds of serve/submit/reap per wake-up before the guest hears of what is done. */
 const MAX_ROUNDS = 16;
 const ENGINE_MAX_ENTRIES = 4096;
