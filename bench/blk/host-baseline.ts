@@ -2,15 +2,15 @@
  * The host's own throughput on the bench image with the same access pattern:
  * fio (io_uring engine, same block size, queue depth and O_DIRECT setting)
  * when it is installed, otherwise the same loop in-process over this
- * project's io_uring binding (src/vmm/io-uring.ts), which is what the
+ * project's io_uring binding (src/sys/io-uring.ts), which is what the
  * device's data plane itself sits on.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
-import { HostBuffer } from '../../src/vmm/host-buffer.js';
+import { IoUring, setIovec } from '../../src/sys/io-uring.js';
+import { HostBuffer } from '../../src/sys/host-buffer.js';
 import { mapGuestRam } from '../../src/vmm/guest-ram.js';
-import { O_DIRECT, O_RDWR, close, munmap, open } from '../../src/vmm/libc.js';
+import { O_DIRECT, O_RDWR, close, munmap, open } from '../../src/sys/libc.js';
 import { HUGE_PAGE, type Pattern, type PatternResult } from './driver.js';
 
 export type BaselineTool = 'fio' | 'io_uring loop';

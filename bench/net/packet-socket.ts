@@ -6,7 +6,8 @@
  * the reader is timed. With `vnetHeader`, each write starts with a 10-byte
  * struct virtio_net_hdr, which is how a GSO frame is handed in.
  */
-import { bind, close, interfaceIndex, setSocketOption, socket, writeFd } from '../../src/vmm/libc.js';
+import { close, interfaceIndex, socket, writeFd } from '../../src/sys/libc.js';
+import { bind, setSocketOption } from '../../test/helpers/host-bindings.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
 
 const AF_PACKET = 17;

@@ -6,7 +6,8 @@
  * (Frames written into an AF_PACKET socket are marked untrusted and would be
  * segmented by the stack before they reach the TAP.)
  */
-import { close, connect, setSocketOption, socket, writeFd } from '../../src/vmm/libc.js';
+import { close, socket, writeFd } from '../../src/sys/libc.js';
+import { connect, setSocketOption } from '../../test/helpers/host-bindings.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
 import { ipBytes } from '../../test/net/packets.js';
 

@@ -1,7 +1,7 @@
 /** What loadKernel takes and gives back, and the state the format loaders share. */
 
 import type { GuestMemory } from '../vmm/guest-memory.js';
-import type { BootProtocol, CpuEntryState } from './cpu-state.js';
+import type { BootProtocol, CpuEntryState } from '../vmm/cpu-state.js';
 import type { GuestRange, MemoryMapEntry, ReservedRange } from './memory-map.js';
 
 export type { GuestRange } from './memory-map.js';

@@ -3,7 +3,7 @@
  * spelled out by name so the values can be checked against the SDM.
  */
 
-import type { CpuEntryState, DescriptorTable } from './cpu-state.js';
+import type { CpuEntryState, DescriptorTable } from '../vmm/cpu-state.js';
 import { CODE32_SEGMENT, CODE64_SEGMENT, DATA_SEGMENT, TSS_SEGMENT } from './gdt.js';
 import { BOOT_STACK_TOP } from './layout.js';
 

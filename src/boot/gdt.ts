@@ -5,7 +5,7 @@
  */
 
 import type { GuestMemory } from '../vmm/guest-memory.js';
-import type { DescriptorTable, SegmentState } from './cpu-state.js';
+import type { DescriptorTable, SegmentState } from '../vmm/cpu-state.js';
 import { GDT_ADDRESS, GDT_SIZE } from './layout.js';
 
 /** Linux boot protocol selectors (arch/x86/include/asm/segment.h). */

@@ -2,7 +2,7 @@
 
 export { BootError, type BootErrorKind } from './boot-error.js';
 export type { BootOptions, BootResult, GuestRange } from './boot-options.js';
-export type { BootProtocol, CpuEntryState, DescriptorTable, SegmentState } from './cpu-state.js';
+export type { BootProtocol, CpuEntryState, DescriptorTable, SegmentState } from '../vmm/cpu-state.js';
 export { isLinuxKernel, loadKernel } from './load-kernel.js';
 export {
   E820_TYPE_ACPI,

@@ -9,7 +9,7 @@ import { fileErrorReason, systemError } from '../base/error-exit.js';
 import { EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
 import type { HostQuirksMode } from '../vmm/host-quirks.js';
-import { ConfigError, DEFAULT_MEMORY_BYTES, MAX_TIMEOUT_SECONDS, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../config.js';
+import { ConfigError, DEFAULT_MEMORY_BYTES, MAX_TIMEOUT_SECONDS, parseMemorySize, type ConsoleKind, type TransportKind, type VmConfig } from '../builder/config.js';
 import { NetError } from '../net/net-error.js';
 import { parseNetOption, type NetSpec } from '../net/net-spec.js';
 import { DiskError } from '../disk/disk-error.js';

@@ -10,8 +10,8 @@ import { availableParallelism, constants } from 'node:os';
 import { errorToExit } from '../base/error-exit.js';
 import { EXIT_POWER_OFF } from '../base/exit-status.js';
 import { prewarmVcpuThreads, releaseVcpuThreads } from '../vmm/vcpu-threads.js';
-import { validateConfig } from '../config.js';
-import type { VirtualMachine } from '../vm.js';
+import { validateConfig } from '../builder/config.js';
+import type { VirtualMachine } from '../builder/vm.js';
 import { MAIN_HELP, RUN_HELP, checkMetricsPath, parseCommand } from './args.js';
 import { TerminalConsole } from './terminal.js';
 
@@ -42,7 +42,7 @@ async function main(argv: readonly string[]): Promise<void> {
   // vCPU threads boot Node and koffi while this thread loads the VMM.
   // Only for counts KVM will accept (its recommended limit is the host's CPU count).
   if (config.cpus <= availableParallelism()) prewarmVcpuThreads(config.cpus);
-  const { VirtualMachine } = await import('../vm.js');
+  const { VirtualMachine } = await import('../builder/vm.js');
   let vm: VirtualMachine;
   try {
     vm = await VirtualMachine.create(config);

@@ -8,7 +8,6 @@
  * through /proc/self/fd of the first, so both are always the same file.
  */
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import { fstatSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -20,11 +19,11 @@ import {
   O_RDWR,
   close,
   directIoAlignment,
-  errnoName,
   ioctlBuffer,
   lockWholeFile,
   open,
-} from '../vmm/libc.js';
+} from '../sys/libc.js';
+import { EACCES, EAGAIN, errnoName } from '../sys/errno.js';
 import { SECTOR, checkDiskPath, checkDistinctDisks, realPath } from './disk-check.js';
 import { DiskError } from './disk-error.js';
 import type { DiskSpec } from './disk-spec.js';
@@ -32,8 +31,6 @@ import type { DiskSpec } from './disk-spec.js';
 /** BLKGETSIZE64 = _IOR(0x12, 114, size_t); BLKSSZGET = _IO(0x12, 104). */
 const BLKGETSIZE64 = 0x8008_1272;
 const BLKSSZGET = 0x1268;
-/** What F_OFD_SETLK answers when another description holds a conflicting lock. */
-const { EAGAIN, EACCES } = os.constants.errno;
 /** O_DIRECT alignment assumed when the kernel does not report it. */
 const FALLBACK_DIRECT_ALIGN = 4096;
 

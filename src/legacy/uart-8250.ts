@@ -8,7 +8,7 @@
 import type { BusDevice } from '../vmm/bus.js';
 import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
 import { SharedLock } from '../vmm/shared-lock.js';
-import { writeFully } from '../vmm/libc.js';
+import { writeFully } from '../sys/libc.js';
 
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;

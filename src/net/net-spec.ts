@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { NetError } from './net-error.js';
-import { IFNAMSIZ } from './tun-abi.js';
+import { IFNAMSIZ } from '../sys/tun-abi.js';
 
 export interface NetSpec {
   /** Name of the TAP interface to attach to (or create). */

@@ -7,7 +7,8 @@
  * until EAGAIN. Offloads stay off until a driver negotiates them.
  */
 import createDebug from 'debug';
-import { HostCallError, O_NONBLOCK, O_RDWR, close, errnoName, interfaceIndex, ioctl, ioctlBuffer, open } from '../vmm/libc.js';
+import { HostCallError, O_NONBLOCK, O_RDWR, close, interfaceIndex, ioctl, ioctlBuffer, open } from '../sys/libc.js';
+import { EACCES, EBUSY, EINVAL, ENODEV, ENOENT, ENXIO, EPERM, errnoName } from '../sys/errno.js';
 import { NetError } from './net-error.js';
 import { checkInterfaceName } from './net-spec.js';
 import {
@@ -28,7 +29,7 @@ import {
   TUN_F_UFO,
   TUN_F_USO4,
   TUN_F_USO6,
-} from './tun-abi.js';
+} from '../sys/tun-abi.js';
 
 const log = createDebug('kvm:net');
 
@@ -60,13 +61,6 @@ const OFFLOAD_PROBES = [
   TUN_F_CSUM | TUN_F_USO4 | TUN_F_USO6,
 ];
 
-const EPERM = 1;
-const ENOENT = 2;
-const ENXIO = 6;
-const EACCES = 13;
-const EBUSY = 16;
-const ENODEV = 19;
-const EINVAL = 22;
 
 /** Opens (or creates) TAP `name` for a virtio-net device. Throws NetError. */
 export function openTap(name: string, options: OpenTapOptions = {}): OpenedTap {

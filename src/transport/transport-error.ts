@@ -1,6 +1,6 @@
 /**
  * The one error class of src/transport: a device cannot be placed on its
- * transport. Validation (src/config.ts, src/device-limits.ts) refuses device
+ * transport. Validation (src/builder/config.ts, src/builder/device-placement.ts) refuses device
  * counts beyond these limits before KVM is touched, so these are a second
  * line; those about how many devices the user asked for are status 2, a
  * layout the VMM itself got wrong is 4.

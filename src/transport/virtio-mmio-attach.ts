@@ -4,10 +4,10 @@
  * the device's interrupt line, its data-plane thread, and the kernel
  * command-line word that announces it.
  */
-import { nonBlockingEventfd } from '../vmm/libc.js';
+import { nonBlockingEventfd } from '../sys/libc.js';
 import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
-import { startDataPlane, type DataPlane } from '../virtio/data-plane.js';
+import { startDataPlane, type DataPlane } from './data-plane/data-plane.js';
 import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../virtio/virtio-device.js';
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
 import { VirtioTransportState } from './virtio-transport-state.js';

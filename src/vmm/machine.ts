@@ -5,7 +5,7 @@
  */
 import createDebug from 'debug';
 import { Worker } from 'node:worker_threads';
-import type { CpuEntryState } from '../boot/cpu-state.js';
+import type { CpuEntryState } from './cpu-state.js';
 import { CpuidTable, vcpuCpuid, type CpuFeatureEdits } from './cpuid.js';
 import type { DeviceSpec } from './device.js';
 import { EXIT_HOST_ERROR, EXIT_POWER_OFF, type VmExit } from '../base/exit-status.js';
@@ -14,7 +14,7 @@ import { allocateGuestRam } from './guest-ram.js';
 import { HOST_QUIRK_CPU_EDITS } from './host-quirks.js';
 import { RUN } from './kvm-abi.js';
 import { Kvm, KvmError, type VmFd } from './kvm.js';
-import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, mmap, tgkill, view } from './libc.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, mmap, tgkill, view } from '../sys/libc.js';
 import { CONTROL_STOP, type VcpuMessage, type VcpuStart } from './vcpu-protocol.js';
 import { takeVcpuThreads, type VcpuThread } from './vcpu-threads.js';
 

@@ -2,7 +2,7 @@
  * What the main thread and a vCPU thread say to each other: the worker's
  * start data, its messages, and the shared control words.
  */
-import type { CpuEntryState } from '../boot/cpu-state.js';
+import type { CpuEntryState } from './cpu-state.js';
 import type { DeviceSpec } from './device.js';
 import type { VmExit } from '../base/exit-status.js';
 import type { RegionDescriptor } from './guest-memory.js';

@@ -12,14 +12,12 @@ import { handleExit } from './exits.js';
 import { memoryFromRegions } from './guest-ram.js';
 import * as abi from './kvm-abi.js';
 import { setIrqLine } from './kvm.js';
-import { KERNEL_SIGSET_BYTES, blockSignalInThread, kickSignal, consumePendingSignal, errnoName, gettid, ioctlBuffer, ioctlRaw } from './libc.js';
+import { KERNEL_SIGSET_BYTES, blockSignalInThread, kickSignal, consumePendingSignal, gettid, ioctlBuffer, ioctlRaw } from '../sys/libc.js';
 import { Vcpu } from './vcpu.js';
 import { EmulationFailureRecovery } from './host-quirks.js';
 import { CONTROL_STOP, type VcpuMessage, type VcpuStart, type VcpuWorkerData } from './vcpu-protocol.js';
-import { logSynchronously } from './thread-log.js';
-
-const EINTR = 4;
-const EAGAIN = 11;
+import { logSynchronously } from '../sys/thread-log.js';
+import { EAGAIN, EINTR, errnoName } from '../sys/errno.js';
 
 async function main(): Promise<void> {
   logSynchronously();

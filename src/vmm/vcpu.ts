@@ -2,11 +2,11 @@
  * vCPU ioctls: registers, special registers, CPUID, LAPIC and the run page.
  * A Vcpu object lives in the worker thread that calls KVM_RUN on it.
  */
-import type { CpuEntryState, SegmentState } from '../boot/cpu-state.js';
+import type { CpuEntryState, SegmentState } from './cpu-state.js';
 import type { GuestMemory } from './guest-memory.js';
 import * as abi from './kvm-abi.js';
 import { KvmError } from './kvm.js';
-import { HostCallError, ioctlBuffer, view } from './libc.js';
+import { HostCallError, ioctlBuffer, view } from '../sys/libc.js';
 
 const KVM_GET_LAPIC = 0x8400ae8e;
 const KVM_SET_LAPIC = 0x4400ae8f;

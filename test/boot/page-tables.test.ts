@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { SegmentState } from '../../src/boot/cpu-state.js';
+import type { SegmentState } from '../../src/vmm/cpu-state.js';
 import { loadKernel } from '../../src/boot/load-kernel.js';
 import { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { buildBzImage } from './bzimage-writer.js';

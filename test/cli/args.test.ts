@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError, checkMetricsPath, parseCommand } from '../../src/cli/args.js';
-import { ConfigError, MAX_TIMEOUT_SECONDS, isValidConfig, kernelCommandLine, parseMemorySize, validateConfig } from '../../src/config.js';
+import { ConfigError, MAX_TIMEOUT_SECONDS, isValidConfig, kernelCommandLine, parseMemorySize, validateConfig } from '../../src/builder/config.js';
 import { errorToExit } from '../../src/base/error-exit.js';
 import { VmmError } from '../../src/base/vmm-error.js';
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
 import { openDiskImage, type DiskImage } from '../../src/disk/disk-image.js';
-import { blkOptionsFor } from '../../src/disk/blk-options.js';
+import { blkOptionsFor } from '../../src/builder/blk-options.js';
 import type { DiskSpec } from '../../src/disk/disk-spec.js';
 import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
 import type { BlkEngineKind, BlkOptions } from '../../src/virtio/devices/blk/options.js';

@@ -16,9 +16,9 @@ import { SplitQueue } from '../../src/virtio/queue.js';
 import { featureBit, VIRTIO_F_VERSION_1 } from '../../src/virtio/virtio-constants.js';
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { HostBuffer } from '../../src/vmm/host-buffer.js';
-import { setIovec } from '../../src/vmm/io-uring.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollRemove, epollWait, mmap, munmap, open, view } from '../../src/vmm/libc.js';
+import { HostBuffer } from '../../src/sys/host-buffer.js';
+import { setIovec } from '../../src/sys/io-uring.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollRemove, epollWait, mmap, munmap, open, view } from '../../src/sys/libc.js';
 import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
 import { pattern, SECTOR } from './blk-helpers.js';
 

@@ -4,8 +4,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IoUring, setIovec } from '../../src/vmm/io-uring.js';
-import { HostBuffer } from '../../src/vmm/host-buffer.js';
+import { IoUring, setIovec } from '../../src/sys/io-uring.js';
+import { HostBuffer } from '../../src/sys/host-buffer.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -16,7 +16,7 @@ import {
   drainEventfd,
   eventfd,
   open,
-} from '../../src/vmm/libc.js';
+} from '../../src/sys/libc.js';
 
 function scratch(bytes: Uint8Array): { file: string; fd: number; done(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-uring-'));

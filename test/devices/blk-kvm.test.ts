@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { CLI, assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
-import { O_RDONLY, close, open, pageCacheState } from '../../src/vmm/libc.js';
+import { O_RDONLY, close, open } from '../../src/sys/libc.js';
+import { pageCacheState } from '../helpers/host-bindings.js';
 import { requiresKvm } from '../helpers/kvm-host.js';
 
 /** Every test here boots a VM (skipped where the host has no /dev/kvm). */

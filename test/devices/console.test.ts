@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { readSync, writeSync } from 'node:fs';
 import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
 import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, VirtioConsole, type ConsoleOptions } from '../../src/virtio/devices/console.js';
-import { O_CLOEXEC, bytesReadable, close, pipe, setNonBlocking } from '../../src/vmm/libc.js';
+import { O_CLOEXEC, bytesReadable, close, pipe, setNonBlocking } from '../../src/sys/libc.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 
 async function harness() {

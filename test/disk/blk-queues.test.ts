@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { MAX_CPUS } from '../../src/boot/acpi/index.js';
 import { parseCommand } from '../../src/cli/args.js';
-import { blkOptionsFor } from '../../src/disk/blk-options.js';
+import { blkOptionsFor } from '../../src/builder/blk-options.js';
 import { openDisks, type DiskImage } from '../../src/disk/disk-image.js';
 import { MAX_DISK_QUEUES } from '../../src/disk/disk-spec.js';
 

@@ -6,7 +6,8 @@
  * the TAP is created there; other threads are not moved.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { CLONE_NEWNET, O_RDONLY, close, open, setns } from '../../src/vmm/libc.js';
+import { O_RDONLY, close, open } from '../../src/sys/libc.js';
+import { CLONE_NEWNET, setns } from './host-bindings.js';
 
 const live = new Set<string>();
 let exitHook = false;

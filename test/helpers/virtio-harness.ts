@@ -22,8 +22,8 @@ import {
   eventfd,
   munmap,
   signalEventfd,
-} from '../../src/vmm/libc.js';
-import { DataPlane } from '../../src/virtio/data-plane.js';
+} from '../../src/sys/libc.js';
+import { DataPlane } from '../../src/transport/data-plane/data-plane.js';
 import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 import * as M from '../../src/transport/virtio-mmio.js';

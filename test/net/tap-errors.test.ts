@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { openSync, closeSync, constants } from 'node:fs';
 import createDebug from 'debug';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, pipe, setNonBlocking } from '../../src/vmm/libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, pipe, setNonBlocking } from '../../src/sys/libc.js';
 import { SplitQueue } from '../../src/virtio/queue.js';
 import { TransmitBuffers, Transmitter } from '../../src/virtio/devices/net/tx.js';
 import { NetStats } from '../../src/virtio/devices/net/stats.js';

@@ -6,9 +6,9 @@
  * irqfd with resampling, then its data-plane thread.
  */
 import { assignIrqfd, setIoeventfd } from '../../vmm/kvm.js';
-import { nonBlockingEventfd } from '../../vmm/libc.js';
+import { nonBlockingEventfd } from '../../sys/libc.js';
 import type { Machine } from '../../vmm/machine.js';
-import { startDataPlane } from '../../virtio/data-plane.js';
+import { startDataPlane } from '../data-plane/data-plane.js';
 import { VIRTIO_ID_CONSOLE } from '../../virtio/virtio-constants.js';
 import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../virtio/virtio-device.js';
 import { transportFeatures } from '../transport-features.js';

@@ -8,7 +8,7 @@ import { dataValue, setDataValue } from '../../vmm/bus.js';
 import type { DeviceContext } from '../../vmm/device.js';
 import { IrqRouting } from '../../vmm/irq-routing.js';
 import { KvmError, setIoeventfd, type IoeventfdOptions } from '../../vmm/kvm.js';
-import { HostCallError, signalEventfd } from '../../vmm/libc.js';
+import { HostCallError, signalEventfd } from '../../sys/libc.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_MSI_NO_VECTOR, VIRTQ_MAX_SIZE } from '../../virtio/virtio-constants.js';
 import { TransportInterrupt } from '../virtio-interrupt.js';
 import { writeStatus, type StatusTransition } from '../virtio-status.js';

@@ -6,7 +6,7 @@
  * otherwise, so nothing is read that could not be delivered).
  */
 import type { DescriptorChain } from '../descriptor-chain.js';
-import { bytesReadable, readFd, writeFully } from '../../vmm/libc.js';
+import { bytesReadable, readFd, writeFully } from '../../sys/libc.js';
 import { VIRTIO_ID_CONSOLE } from '../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
 import { WAKEUP_BYTE_BUDGET } from './drain.js';

@@ -31,15 +31,16 @@
  * A reset waits for every operation in flight before returning, so no
  * buffer of the old driver is touched once the driver sees status 0.
  */
-import { setIovec } from '../../../vmm/io-uring.js';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../vmm/libc.js';
+import { setIovec } from '../../../sys/io-uring.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../sys/libc.js';
 import { DescriptorChain } from '../../descriptor-chain.js';
 import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
 import type { ActivationContext, DataPlaneShare, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
 import { describeBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
-import { HostBuffer } from '../../../vmm/host-buffer.js';
+import { HostBuffer } from '../../../sys/host-buffer.js';
+import { EINVAL, EOPNOTSUPP } from '../../../sys/errno.js';
 import {
   BLK_COUNTERS,
   BLK_DEFAULT_POLL_US,
@@ -63,9 +64,6 @@ const ZERO_RANGE = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 /** Not an fallocate mode: write zeroes from a zero buffer (filesystems with neither mode). */
 const BY_WRITING = -1;
 const ZERO_CHUNK = 1 << 20;
-/** An fallocate mode the file does not support. */
-const EOPNOTSUPP = 95;
-const EINVAL = 22;
 /** Rounds of serve/submit/reap per wake-up before the guest hears of what is done. */
 const MAX_ROUNDS = 16;
 const ENGINE_MAX_ENTRIES = 4096;

@@ -6,7 +6,7 @@
  * at a time: the fallback where io_uring is disabled (io_uring_disabled,
  * seccomp in containers) and a reference for tests.
  */
-import { IoUring, IoUringError, type CompletionHandler } from '../../../vmm/io-uring.js';
+import { IoUring, IoUringError, type CompletionHandler } from '../../../sys/io-uring.js';
 import {
   EFD_CLOEXEC,
   EFD_NONBLOCK,
@@ -17,7 +17,7 @@ import {
   fdatasync,
   preadv,
   pwritev,
-} from '../../../vmm/libc.js';
+} from '../../../sys/libc.js';
 
 export interface IoEngine {
   readonly kind: 'io-uring' | 'sync';

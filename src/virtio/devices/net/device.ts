@@ -13,8 +13,8 @@
  * again at each VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET; a reset turns them off.
  */
 import createDebug from 'debug';
-import { TUNSETOFFLOAD } from '../../../net/tun-abi.js';
-import { ioctlRaw } from '../../../vmm/libc.js';
+import { TUNSETOFFLOAD } from '../../../sys/tun-abi.js';
+import { ioctlRaw } from '../../../sys/libc.js';
 import { QueueError } from '../../queue.js';
 import { VIRTIO_ID_NET, featureBit } from '../../virtio-constants.js';
 import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';

@@ -5,7 +5,7 @@
  * TAP: IFF_VNET_HDR makes the kernel take partial checksums and GSO frames.
  */
 import { featureBit } from '../../virtio-constants.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO, TUN_F_USO4, TUN_F_USO6 } from '../../../net/tun-abi.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO, TUN_F_USO4, TUN_F_USO6 } from '../../../sys/tun-abi.js';
 import * as S from './spec.js';
 
 const bit = featureBit;

@@ -37,14 +37,14 @@ import { DescriptorChain } from '../../descriptor-chain.js';
 import { POP_BUFFER, POP_NONE, type SplitQueue } from '../../queue.js';
 import type { DataPlaneHost, VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
-import { IoUring, RWF_NOWAIT } from '../../../vmm/io-uring.js';
-import { IOV_MAX, readv } from '../../../vmm/libc.js';
-import { HostBuffer } from '../../../vmm/host-buffer.js';
+import { IoUring, RWF_NOWAIT } from '../../../sys/io-uring.js';
+import { IOV_MAX, readv } from '../../../sys/libc.js';
+import { HostBuffer } from '../../../sys/host-buffer.js';
+import { EAGAIN } from '../../../sys/errno.js';
 import { IovecArray } from './host-buffer.js';
 import { NET_GOOD_PACKET_BUFFER, NET_MAX_FRAME, VIRTIO_NET_HDR_FLAGS, VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from './spec.js';
 import type { NetStats } from './stats.js';
 
-const EAGAIN = 11;
 /** Frames per wake-up before the epoll loop gets a turn. */
 const RX_BUDGET = 256;
 /** Without EVENT_IDX: frames after which the driver hears of them even mid-burst, so it refills while the device goes on. */

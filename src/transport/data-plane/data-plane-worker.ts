@@ -9,13 +9,14 @@
  */
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
-import { memoryFromRegions } from '../vmm/guest-ram.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait, signalEventfd } from '../vmm/libc.js';
-import { TransportInterrupt } from '../transport/virtio-interrupt.js';
-import { RateLimitedLog, logSynchronously, writeStderrNow } from '../vmm/thread-log.js';
-import { VirtioTransportState } from '../transport/virtio-transport-state.js';
+import { memoryFromRegions } from '../../vmm/guest-ram.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait, signalEventfd } from '../../sys/libc.js';
+import { TransportInterrupt } from '../virtio-interrupt.js';
+import { RateLimitedLog, logSynchronously, writeStderrNow } from '../../sys/thread-log.js';
+import { EINTR } from '../../sys/errno.js';
+import { VirtioTransportState } from '../virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
-import { QueueError, SplitQueue } from './queue.js';
+import { QueueError, SplitQueue } from '../../virtio/queue.js';
 import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED,
@@ -23,10 +24,9 @@ import {
   VIRTIO_F_RING_EVENT_IDX,
   VIRTIO_F_RING_INDIRECT_DESC,
   featureBit,
-} from './virtio-constants.js';
-import type { DataPlaneHost, VirtioDevice, VirtioDeviceFactory } from './virtio-device.js';
+} from '../../virtio/virtio-constants.js';
+import type { DataPlaneHost, VirtioDevice, VirtioDeviceFactory } from '../../virtio/virtio-device.js';
 
-const EINTR = 4;
 const TOKEN_CONTROL = 0;
 const TOKEN_RESAMPLE = 1;
 const TOKEN_FIRST_KICK = 2;

@@ -1,7 +1,7 @@
 /** What a data-plane thread is started with (all plain data and fd numbers). */
-import type { RegionDescriptor } from '../vmm/guest-memory.js';
-import type { InterruptFds } from '../transport/virtio-interrupt.js';
-import type { VirtioDeviceModule } from './virtio-device.js';
+import type { RegionDescriptor } from '../../vmm/guest-memory.js';
+import type { InterruptFds } from '../virtio-interrupt.js';
+import type { VirtioDeviceModule } from '../../virtio/virtio-device.js';
 
 export interface DataPlaneWorkerData {
   /** For logs: the device's name, with the thread's index when the device has several. */

@@ -5,20 +5,20 @@
  */
 import { accessSync, closeSync, constants, openSync, readSync, statSync } from 'node:fs';
 import os from 'node:os';
-import { fileErrorReason, systemError } from './base/error-exit.js';
-import { EXIT_INVALID_ARGUMENTS } from './base/exit-status.js';
-import { VmmError } from './base/vmm-error.js';
-import { MAX_CPUS } from './boot/acpi/firmware-description.js';
-import { BootError } from './boot/boot-error.js';
-import { isElf } from './boot/elf.js';
-import { looksLikeBzImage } from './boot/setup-header.js';
+import { fileErrorReason, systemError } from '../base/error-exit.js';
+import { EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
+import { VmmError } from '../base/vmm-error.js';
+import { MAX_CPUS } from '../boot/acpi/firmware-description.js';
+import { BootError } from '../boot/boot-error.js';
+import { isElf } from '../boot/elf.js';
+import { looksLikeBzImage } from '../boot/setup-header.js';
 import { CONSOLE_QUEUES, NET_QUEUES, RNG_QUEUES, checkDevicesFit } from './device-placement.js';
-import { parseCpuFeatures, type CpuFeatureEdits } from './vmm/cpuid.js';
-import type { HostQuirksMode } from './vmm/host-quirks.js';
-import { checkDiskPath, checkDistinctDisks } from './disk/disk-check.js';
-import { MAX_DISK_QUEUES, diskName, type DiskSpec } from './disk/disk-spec.js';
-import { NetError } from './net/net-error.js';
-import { checkInterfaceName, parseMac, type NetSpec } from './net/net-spec.js';
+import { parseCpuFeatures, type CpuFeatureEdits } from '../vmm/cpuid.js';
+import type { HostQuirksMode } from '../vmm/host-quirks.js';
+import { checkDiskPath, checkDistinctDisks } from '../disk/disk-check.js';
+import { MAX_DISK_QUEUES, diskName, type DiskSpec } from '../disk/disk-spec.js';
+import { NetError } from '../net/net-error.js';
+import { checkInterfaceName, parseMac, type NetSpec } from '../net/net-spec.js';
 
 export type ConfigErrorKind = 'missing-file' | 'unreadable-file' | 'not-a-file' | 'empty-file' | 'bad-value';
 

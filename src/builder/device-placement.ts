@@ -1,13 +1,13 @@
 /**
  * Where virtio devices go on each transport and how many fit, in plain
  * numbers: config validation counts a VM's devices against these limits
- * before KVM is touched, and src/virtio-devices.ts places them the same way.
+ * before KVM is touched, and src/builder/virtio-devices.ts places them the same way.
  */
 import type { TransportKind } from './config.js';
-import { TransportError } from './transport/transport-error.js';
-import { PCI_MAX_SLOTS, PCI_MMIO_WINDOW_SIZE } from './transport/pci/pci-constants.js';
-import { VIRTIO_PCI_BAR_SIZE, virtioPciMsixVectors } from './transport/pci/virtio-pci-layout.js';
-import { MAX_MSI_ROUTES } from './vmm/gsi-layout.js';
+import { TransportError } from '../transport/transport-error.js';
+import { PCI_MAX_SLOTS, PCI_MMIO_WINDOW_SIZE } from '../transport/pci/pci-constants.js';
+import { VIRTIO_PCI_BAR_SIZE, virtioPciMsixVectors } from '../transport/pci/virtio-pci-layout.js';
+import { MAX_MSI_ROUTES } from '../vmm/gsi-layout.js';
 
 /** virtio-mmio windows start here, above the PCI BAR window, inside the 32-bit hole. */
 export const VIRTIO_MMIO_BASE = 0xd000_0000;

@@ -4,19 +4,19 @@
  */
 import createDebug from 'debug';
 import { readFileSync } from 'node:fs';
-import { isLinuxKernel, loadKernel } from './boot/index.js';
-import { buildFirmwareTables } from './boot/acpi/index.js';
-import type { BootProtocol } from './boot/cpu-state.js';
-import { errorToExit } from './base/error-exit.js';
+import { isLinuxKernel, loadKernel } from '../boot/index.js';
+import { buildFirmwareTables } from '../boot/acpi/index.js';
+import type { BootProtocol } from '../vmm/cpu-state.js';
+import { errorToExit } from '../base/error-exit.js';
 import { kernelCommandLine, validateConfig, type ValidConfig, type VmConfig } from './config.js';
-import { addLegacyDevices } from './legacy/index.js';
+import { addLegacyDevices } from '../legacy/index.js';
 import { addVirtioDevices, type VirtioDevices } from './virtio-devices.js';
-import { openDisks } from './disk/disk-image.js';
-import { EXIT_TIMEOUT, type VmExit } from './base/exit-status.js';
-import { PCI_HOLE_START } from './vmm/guest-ram.js';
-import { MAX_KVM_IOAPIC_ID } from './vmm/kvm.js';
-import { hostQuirkLinuxParams, hostQuirksActive } from './vmm/host-quirks.js';
-import { Machine, type MachineTimings } from './vmm/machine.js';
+import { openDisks } from '../disk/disk-image.js';
+import { EXIT_TIMEOUT, type VmExit } from '../base/exit-status.js';
+import { PCI_HOLE_START } from '../vmm/guest-ram.js';
+import { MAX_KVM_IOAPIC_ID } from '../vmm/kvm.js';
+import { hostQuirkLinuxParams, hostQuirksActive } from '../vmm/host-quirks.js';
+import { Machine, type MachineTimings } from '../vmm/machine.js';
 
 const log = createDebug('kvm:vm');
 

@@ -4,9 +4,9 @@
  * a HostCallError naming the call and errno.
  */
 import koffi from 'koffi';
-import os from 'node:os';
 import { EXIT_HOST_ERROR } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
+import { EAGAIN, EINTR, describeErrno, errnoName } from './errno.js';
 
 /** A libc call failed; `kind` is the errno's name (EACCES, ENOENT, …), also in `code`. Status 4. */
 export class HostCallError extends VmmError {
@@ -17,36 +17,6 @@ export class HostCallError extends VmmError {
   ) {
     super(code, `${call} failed: ${code} (${describeErrno(errno)})`, { status: EXIT_HOST_ERROR });
   }
-}
-
-const errnoNames = new Map<number, string>(
-  Object.entries(os.constants.errno).map(([name, value]) => [value as number, name]),
-);
-
-export function errnoName(errno: number): string {
-  return errnoNames.get(errno) ?? `errno ${errno}`;
-}
-
-function describeErrno(errno: number): string {
-  const messages: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    ENOENT: 'no such file or directory',
-    EINVAL: 'invalid argument',
-    ENOMEM: 'out of memory',
-    EEXIST: 'already exists',
-    EBUSY: 'device or resource busy',
-    EFAULT: 'bad address',
-    ENXIO: 'no such device or address',
-    ENODEV: 'no such device',
-    ENOTTY: 'inappropriate ioctl for device',
-    EINTR: 'interrupted',
-    E2BIG: 'argument list too long',
-    EAGAIN: 'try again',
-    ENOSPC: 'no space left on device',
-    EBADF: 'bad file descriptor',
-  };
-  return messages[errnoName(errno)] ?? errnoName(errno);
 }
 
 const lib = koffi.load('libc.so.6');
@@ -168,8 +138,6 @@ export function open(path: string, flags: number, mode = 0): number {
 export function close(fd: number): void {
   cClose(fd);
 }
-
-const EINTR = 4;
 
 /** Retries a call interrupted by a signal (a profiler's SIGPROF, a kick meant for KVM_RUN). */
 function retryInterrupted(call: () => number): number {
@@ -299,7 +267,6 @@ export function drainEventfd(fd: number): number {
 }
 
 const POLLOUT = 0x004;
-const EAGAIN = 11;
 const pollfd = new Uint8Array(8);
 
 /**
@@ -510,14 +477,10 @@ export function directIoAlignment(fd: number): { memory: number; offset: number 
   return memory > 0 && offset > 0 ? { memory, offset } : undefined;
 }
 
-// Network: vectored I/O on a TAP fd (iovec arrays at host addresses, like preadv above) and
-// setns(2) for tools and tests that work inside a network namespace.
+// Network: vectored I/O on a TAP fd (iovec arrays at host addresses, like preadv above).
 
 const cReadv = lib.func('int64_t readv(int fd, uint64_t iov, int iovcnt)') as (fd: number, iov: number, count: number) => number;
 const cWritev = lib.func('int64_t writev(int fd, uint64_t iov, int iovcnt)') as (fd: number, iov: number, count: number) => number;
-const cSetns = lib.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
-
-export const CLONE_NEWNET = 0x40000000;
 
 /** readv(2) into the iovec array at host address `iov`; bytes read or -errno (EINTR retried). */
 export function readv(fd: number, iov: number, count: number): number {
@@ -531,11 +494,6 @@ export function writev(fd: number, iov: number, count: number): number {
   return r < 0 ? -koffi.errno() : r;
 }
 
-/** Moves the calling thread (only) into the namespace `fd` refers to; throws on failure. */
-export function setns(fd: number, nstype: number): void {
-  check('setns', cSetns(fd, nstype));
-}
-
 const cIfNameToIndex = lib.func('unsigned int if_nametoindex(const char *name)') as (name: string) => number;
 
 /** The index of a network interface in the calling thread's network namespace, or 0 when there is none. */
@@ -543,75 +501,12 @@ export function interfaceIndex(name: string): number {
   return cIfNameToIndex(name);
 }
 
-const SYS_CACHESTAT = 451;
-const cSyscallCachestat = lib.func('long syscall(long number, long fd, void *range, void *stat, long flags)') as (
-  n: number,
-  fd: number,
-  range: Uint8Array,
-  stat: Uint8Array,
-  flags: number,
-) => number;
-
-export interface PageCacheState {
-  readonly cached: number;
-  readonly dirty: number;
-  readonly writeback: number;
-}
-
-/** cachestat(2) (Linux 6.5+): page-cache pages of a file range, how many dirty or under writeback; undefined if unsupported. */
-export function pageCacheState(fd: number, offset: number, length: number): PageCacheState | undefined {
-  const range = new Uint8Array(16);
-  const rv = new DataView(range.buffer);
-  rv.setBigUint64(0, BigInt(offset), true);
-  rv.setBigUint64(8, BigInt(length), true);
-  const stat = new Uint8Array(40);
-  if (cSyscallCachestat(SYS_CACHESTAT, fd, range, stat, 0) < 0) return undefined;
-  const sv = new DataView(stat.buffer);
-  return { cached: Number(sv.getBigUint64(0, true)), dirty: Number(sv.getBigUint64(8, true)), writeback: Number(sv.getBigUint64(16, true)) };
-}
-
 const cSocket = lib.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number;
-const cBind = lib.func('int bind(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
-const cSetsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as (
-  fd: number,
-  level: number,
-  name: number,
-  value: Uint8Array,
-  length: number,
-) => number;
 
 export const SOCK_CLOEXEC = 0o2000000;
 
 export function socket(domain: number, type: number, protocol: number): number {
   return check('socket', cSocket(domain, type | SOCK_CLOEXEC, protocol));
-}
-
-const cSocketpair = lib.func('int socketpair(int domain, int type, int protocol, int *fds)') as (domain: number, type: number, protocol: number, fds: Int32Array) => number;
-
-/** socketpair(2): two connected sockets (close-on-exec). */
-export function socketPair(domain: number, type: number, protocol = 0): [number, number] {
-  const fds = new Int32Array(2);
-  check('socketpair', cSocketpair(domain, type | SOCK_CLOEXEC, protocol, fds));
-  return [fds[0]!, fds[1]!];
-}
-
-/** bind(2) to a raw sockaddr. */
-export function bind(fd: number, address: Uint8Array): void {
-  check('bind', cBind(fd, address, address.length));
-}
-
-/** setsockopt(2) with an int value. */
-export function setSocketOption(fd: number, level: number, name: number, value: number): void {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setInt32(0, value, true);
-  check('setsockopt', cSetsockopt(fd, level, name, bytes, 4));
-}
-
-const cConnect = lib.func('int connect(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
-
-/** connect(2) to a raw sockaddr. */
-export function connect(fd: number, address: Uint8Array): void {
-  check('connect', cConnect(fd, address, address.length));
 }
 
 const cSchedYield = lib.func('int sched_yield(void)') as () => number;

@@ -1,8 +1,8 @@
 /** The virtio-blk device options for an opened disk image (what crosses to its data-plane thread). */
 import type { BlkOptions } from '../virtio/devices/blk/options.js';
 import { BlkSharedState } from '../virtio/devices/blk/disk-shared.js';
-import type { DiskImage } from './disk-image.js';
-import { MAX_DISK_QUEUES } from './disk-spec.js';
+import type { DiskImage } from '../disk/disk-image.js';
+import { MAX_DISK_QUEUES } from '../disk/disk-spec.js';
 
 /** `defaultQueues` (one per vCPU) applies when the disk did not say queues=N. */
 export function blkOptionsFor(image: DiskImage, name: string, defaultQueues: number): BlkOptions {

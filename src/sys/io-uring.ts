@@ -22,7 +22,6 @@ import {
   PROT_READ,
   PROT_WRITE,
   close,
-  errnoName,
   ioUringEnter,
   ioUringRegister,
   ioUringSetup,
@@ -30,6 +29,7 @@ import {
   munmap,
   view,
 } from './libc.js';
+import { EAGAIN, EBUSY, EINTR, EINVAL, ENOSYS, EPERM, errnoName } from './errno.js';
 
 export type IoUringErrorKind = 'unsupported' | 'setup' | 'register' | 'submit';
 
@@ -92,10 +92,6 @@ const SQE_BYTES = 64;
 const CQE_WORDS = 4;
 const CQE_BYTES = 16;
 
-const ENOSYS = 38;
-const EINVAL = 22;
-const EPERM = 1;
-const EINTR = 4;
 
 /** Called per completion: the SQE's tag and sub-index, and its result (bytes, 0, or -errno). */
 export type CompletionHandler = (tag: number, sub: number, result: number) => void;
@@ -288,7 +284,7 @@ export class IoUring {
         return r;
       }
       if (-r === EINTR) continue;
-      if (-r === 11 /* EAGAIN */ || -r === 16 /* EBUSY */) return 0;
+      if (-r === EAGAIN || -r === EBUSY) return 0;
       throw new IoUringError('submit', -r, `io_uring_enter failed: ${errnoName(-r)}`);
     }
   }

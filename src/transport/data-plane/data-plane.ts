@@ -4,13 +4,13 @@
  * shared state, and ask them to finish when the VM ends.
  */
 import { Worker } from 'node:worker_threads';
-import { signalEventfd } from '../vmm/libc.js';
-import type { Machine } from '../vmm/machine.js';
-import type { RegionDescriptor } from '../vmm/guest-memory.js';
-import type { InterruptFds } from '../transport/virtio-interrupt.js';
-import { VirtioTransportState } from '../transport/virtio-transport-state.js';
+import { signalEventfd } from '../../sys/libc.js';
+import type { Machine } from '../../vmm/machine.js';
+import type { RegionDescriptor } from '../../vmm/guest-memory.js';
+import type { InterruptFds } from '../virtio-interrupt.js';
+import { VirtioTransportState } from '../virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
-import type { VirtioDeviceModule } from './virtio-device.js';
+import type { VirtioDeviceModule } from '../../virtio/virtio-device.js';
 
 export interface DataPlaneSpec {
   readonly name: string;

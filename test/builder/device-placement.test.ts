@@ -1,7 +1,7 @@
 /** Validation counts devices and queues without building them: its numbers must be the devices' own. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CONSOLE_QUEUES, NET_QUEUES, RNG_QUEUES, checkDevicesFit, MAX_MMIO_DEVICES, MAX_PCI_DEVICES } from '../../src/device-placement.js';
+import { CONSOLE_QUEUES, NET_QUEUES, RNG_QUEUES, checkDevicesFit, MAX_MMIO_DEVICES, MAX_PCI_DEVICES } from '../../src/builder/device-placement.js';
 import { TransportError } from '../../src/transport/transport-error.js';
 import { VirtioConsole } from '../../src/virtio/devices/console.js';
 import { VirtioNet } from '../../src/virtio/devices/net/device.js';

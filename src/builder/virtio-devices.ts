@@ -4,27 +4,27 @@
  * (kernel parameters, the console input path).
  */
 import { writeSync } from 'node:fs';
-import { attachVirtioMmio, type AttachedVirtioDevice } from './transport/virtio-mmio-attach.js';
+import { attachVirtioMmio, type AttachedVirtioDevice } from '../transport/virtio-mmio-attach.js';
 import type { TransportKind } from './config.js';
-import { VirtioConsole, type ConsoleOptions } from './virtio/devices/console.js';
-import { RNG_COUNTERS, VirtioRng, type RngOptions } from './virtio/devices/rng.js';
-import { DeviceCounters } from './virtio/device-counters.js';
-import { VirtioNet } from './virtio/devices/net/device.js';
-import type { NetOptions } from './virtio/devices/net/options.js';
-import { NET_COUNTERS } from './virtio/devices/net/stats.js';
-import { defaultMac, parseMac, type NetSpec } from './net/net-spec.js';
-import { openTap } from './net/tap.js';
-import type { VirtioDevice, VirtioDeviceModule } from './virtio/virtio-device.js';
-import { VirtioBlk } from './virtio/devices/blk/device.js';
-import { BLK_COUNTERS, blkDataPlaneQueues } from './virtio/devices/blk/options.js';
-import { blkOptionsFor } from './disk/blk-options.js';
-import type { DiskImage } from './disk/disk-image.js';
-import { diskName } from './disk/disk-spec.js';
-import { O_CLOEXEC, close, pipe, setNonBlocking } from './vmm/libc.js';
-import type { Machine } from './vmm/machine.js';
-import { attachVirtioPci } from './transport/pci/virtio-pci-attach.js';
-import { PciBus } from './transport/pci/pci-bus.js';
-import { TransportError } from './transport/transport-error.js';
+import { VirtioConsole, type ConsoleOptions } from '../virtio/devices/console.js';
+import { RNG_COUNTERS, VirtioRng, type RngOptions } from '../virtio/devices/rng.js';
+import { DeviceCounters } from '../virtio/device-counters.js';
+import { VirtioNet } from '../virtio/devices/net/device.js';
+import type { NetOptions } from '../virtio/devices/net/options.js';
+import { NET_COUNTERS } from '../virtio/devices/net/stats.js';
+import { defaultMac, parseMac, type NetSpec } from '../net/net-spec.js';
+import { openTap } from '../net/tap.js';
+import type { VirtioDevice, VirtioDeviceModule } from '../virtio/virtio-device.js';
+import { VirtioBlk } from '../virtio/devices/blk/device.js';
+import { BLK_COUNTERS, blkDataPlaneQueues } from '../virtio/devices/blk/options.js';
+import { blkOptionsFor } from './blk-options.js';
+import type { DiskImage } from '../disk/disk-image.js';
+import { diskName } from '../disk/disk-spec.js';
+import { O_CLOEXEC, close, pipe, setNonBlocking } from '../sys/libc.js';
+import type { Machine } from '../vmm/machine.js';
+import { attachVirtioPci } from '../transport/pci/virtio-pci-attach.js';
+import { PciBus } from '../transport/pci/pci-bus.js';
+import { TransportError } from '../transport/transport-error.js';
 import { DEVICE_IRQS, MAX_MMIO_DEVICES, VIRTIO_MMIO_BASE, VIRTIO_MMIO_STRIDE } from './device-placement.js';
 
 export interface VirtioDeviceOptions {
@@ -50,9 +50,17 @@ export interface VirtioDevices {
   readonly threadCounters: ReadonlyMap<string, () => Array<Readonly<Record<string, number>>>>;
 }
 
-const deviceModule = (file: string, factory: string, options: unknown): VirtioDeviceModule => ({
-  module: new URL(`./virtio/devices/${file}.js`, import.meta.url).href,
-  factory,
+/** Where each virtio device's data-plane thread loads it from: a file under src/virtio/devices and its factory. */
+export const VIRTIO_DEVICE_MODULES = {
+  console: { file: 'console', factory: 'createVirtioConsole' },
+  rng: { file: 'rng', factory: 'createVirtioRng' },
+  net: { file: 'net/device', factory: 'createVirtioNet' },
+  blk: { file: 'blk/device', factory: 'createVirtioBlk' },
+} as const;
+
+export const deviceModule = (kind: keyof typeof VIRTIO_DEVICE_MODULES, options: unknown): VirtioDeviceModule => ({
+  module: new URL(`../virtio/devices/${VIRTIO_DEVICE_MODULES[kind].file}.js`, import.meta.url).href,
+  factory: VIRTIO_DEVICE_MODULES[kind].factory,
   options,
 });
 
@@ -73,7 +81,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     const [readFd, writeFd] = pipe(O_CLOEXEC);
     setNonBlocking(readFd);
     const consoleOptions: ConsoleOptions = { inputFd: readFd, outputFd: options.console.outputFd };
-    devices.push({ name: 'virtio-console', device: new VirtioConsole(consoleOptions), module: deviceModule('console', 'createVirtioConsole', consoleOptions) });
+    devices.push({ name: 'virtio-console', device: new VirtioConsole(consoleOptions), module: deviceModule('console', consoleOptions) });
     consoleInput = (bytes) => {
       try {
         writeSync(writeFd, bytes);
@@ -84,7 +92,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   }
   if (options.rng) {
     const rngOptions: RngOptions = { counters: countersFor('virtio-rng', RNG_COUNTERS) };
-    devices.push({ name: 'virtio-rng', device: new VirtioRng(rngOptions), module: deviceModule('rng', 'createVirtioRng', rngOptions) });
+    devices.push({ name: 'virtio-rng', device: new VirtioRng(rngOptions), module: deviceModule('rng', rngOptions) });
   }
 
   for (const spec of options.net ?? []) {
@@ -102,7 +110,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     devices.push({
       name,
       device: new VirtioNet(netOptions),
-      module: deviceModule('net/device', 'createVirtioNet', netOptions),
+      module: deviceModule('net', netOptions),
       attached,
     });
   }
@@ -115,7 +123,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     devices.push({
       name,
       device: new VirtioBlk(blk),
-      module: deviceModule('blk/device', 'createVirtioBlk', blk),
+      module: deviceModule('blk', blk),
       // The image fd must outlive every I/O its data plane may still have in flight.
       attached: releaseAfterDataPlane(machine, () => disk.close()),
     });

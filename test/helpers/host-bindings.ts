@@ -1,0 +1,89 @@
+/**
+ * libc calls only tests and benchmarks need (network namespaces, sockets, page-cache
+ * state), bound here so src/sys carries only what the VMM itself calls. Failures throw
+ * the VMM's HostCallError, as src/sys/libc.ts does.
+ */
+import koffi from 'koffi';
+import { errnoName } from '../../src/sys/errno.js';
+import { HostCallError, SOCK_CLOEXEC } from '../../src/sys/libc.js';
+
+const lib = koffi.load('libc.so.6');
+
+function check(call: string, result: number): number {
+  if (result < 0) {
+    const e = koffi.errno();
+    throw new HostCallError(call, e, errnoName(e));
+  }
+  return result;
+}
+
+const cSetns = lib.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
+
+export const CLONE_NEWNET = 0x40000000;
+
+/** Moves the calling thread (only) into the namespace `fd` refers to; throws on failure. */
+export function setns(fd: number, nstype: number): void {
+  check('setns', cSetns(fd, nstype));
+}
+
+const SYS_CACHESTAT = 451;
+const cSyscallCachestat = lib.func('long syscall(long number, long fd, void *range, void *stat, long flags)') as (
+  n: number,
+  fd: number,
+  range: Uint8Array,
+  stat: Uint8Array,
+  flags: number,
+) => number;
+
+export interface PageCacheState {
+  readonly cached: number;
+  readonly dirty: number;
+  readonly writeback: number;
+}
+
+/** cachestat(2) (Linux 6.5+): page-cache pages of a file range, how many dirty or under writeback; undefined if unsupported. */
+export function pageCacheState(fd: number, offset: number, length: number): PageCacheState | undefined {
+  const range = new Uint8Array(16);
+  const rv = new DataView(range.buffer);
+  rv.setBigUint64(0, BigInt(offset), true);
+  rv.setBigUint64(8, BigInt(length), true);
+  const stat = new Uint8Array(40);
+  if (cSyscallCachestat(SYS_CACHESTAT, fd, range, stat, 0) < 0) return undefined;
+  const sv = new DataView(stat.buffer);
+  return { cached: Number(sv.getBigUint64(0, true)), dirty: Number(sv.getBigUint64(8, true)), writeback: Number(sv.getBigUint64(16, true)) };
+}
+
+const cBind = lib.func('int bind(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
+const cConnect = lib.func('int connect(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
+const cSetsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as (
+  fd: number,
+  level: number,
+  name: number,
+  value: Uint8Array,
+  length: number,
+) => number;
+const cSocketpair = lib.func('int socketpair(int domain, int type, int protocol, int *fds)') as (domain: number, type: number, protocol: number, fds: Int32Array) => number;
+
+/** socketpair(2): two connected sockets (close-on-exec). */
+export function socketPair(domain: number, type: number, protocol = 0): [number, number] {
+  const fds = new Int32Array(2);
+  check('socketpair', cSocketpair(domain, type | SOCK_CLOEXEC, protocol, fds));
+  return [fds[0]!, fds[1]!];
+}
+
+/** bind(2) to a raw sockaddr. */
+export function bind(fd: number, address: Uint8Array): void {
+  check('bind', cBind(fd, address, address.length));
+}
+
+/** connect(2) to a raw sockaddr. */
+export function connect(fd: number, address: Uint8Array): void {
+  check('connect', cConnect(fd, address, address.length));
+}
+
+/** setsockopt(2) with an int value. */
+export function setSocketOption(fd: number, level: number, name: number, value: number): void {
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setInt32(0, value, true);
+  check('setsockopt', cSetsockopt(fd, level, name, bytes, 4));
+}
