@@ -5,6 +5,7 @@ import { blkRequestTarget } from './blk-request.js';
 import { bootImageTarget } from './boot-image.js';
 import { netControlTarget } from './net-control.js';
 import { netTxTarget } from './net-tx.js';
+import { rngDeviceTarget } from './rng-device.js';
 import { splitQueueTarget } from './split-queue.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, bootImageTarget];
