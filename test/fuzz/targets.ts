@@ -2,10 +2,11 @@
 import type { AnyFuzzTarget } from './fuzz-target.js';
 import { blkDeviceTarget } from './blk-device.js';
 import { blkRequestTarget } from './blk-request.js';
+import { consoleDeviceTarget } from './console-device.js';
 import { bootImageTarget } from './boot-image.js';
 import { netControlTarget } from './net-control.js';
 import { netTxTarget } from './net-tx.js';
 import { rngDeviceTarget } from './rng-device.js';
 import { splitQueueTarget } from './split-queue.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, consoleDeviceTarget, bootImageTarget];
