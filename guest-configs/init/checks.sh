@@ -39,9 +39,16 @@ wait_for() { # wait_for PATH SECONDS
 
 # --- checks: each sets $reason and returns non-zero on failure --------------------------------
 
+# root_is_vda: / is /dev/vda's file system (/proc/mounts names it /dev/root, so compare devices).
+root_is_vda() {
+  [ -r /sys/block/vda/dev ] || return 1
+  IFS=: read -r maj min < /sys/block/vda/dev
+  [ "$(stat -c %d /)" = "$((maj * 256 + min))" ]
+}
+
 # disk_dir: where /dev/vda's file system is: / when it is the root, else mounted on /mnt.
 disk_dir() {
-  if awk '$1 == "/dev/vda" && $2 == "/" {found = 1} END {exit !found}' /proc/mounts; then
+  if root_is_vda; then
     mount -o remount,rw / 2>/dev/null
     dir=/; disk_mounted=
     return 0
@@ -55,7 +62,7 @@ disk_done() { [ -z "$disk_mounted" ] || umount /mnt || { reason="umount /mnt fai
 check_disk() {
   disk_dir || return 1
   if [ -f "$dir/kvm-host-marker" ]; then
-    log "disk marker: $(cat "$dir/kvm-host-marker")"
+    log "disk marker (/dev/vda on $dir): $(cat "$dir/kvm-host-marker")"
   else
     disk_done; reason="no /kvm-host-marker on /dev/vda"; return 1
   fi
@@ -143,11 +150,12 @@ check_console() {
 
 # default_checks: disk, net and rng for each such virtio device that exists.
 default_checks() {
-  d=
-  has_virtio 0x0002 && d="$d disk"
-  has_virtio 0x0001 && d="$d net"
-  has_virtio 0x0004 && d="$d rng"
-  echo "$d"
+  # (sh has no local variables: has_virtio's loop variable must not be this one)
+  wanted=
+  has_virtio 0x0002 && wanted="$wanted disk"
+  has_virtio 0x0001 && wanted="$wanted net"
+  has_virtio 0x0004 && wanted="$wanted rng"
+  echo "$wanted"
 }
 
 # kvm_checks: runs kvm.checks= (or the default) and prints the lines above.
