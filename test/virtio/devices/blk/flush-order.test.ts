@@ -1,7 +1,7 @@
 /** FlushOrder: a FLUSH waits for every write submitted before it, and only for those. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FlushOrder } from '../../src/virtio/devices/blk/flush-order.js';
+import { FlushOrder } from '../../../../src/virtio/devices/blk/flush-order.js';
 
 test('a flush with no write in flight may start at once', () => {
   const order = new FlushOrder();

@@ -1,11 +1,11 @@
 /** parseBlkRequest over hand-made chains: header, status, lengths and ranges, all hostile. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DescriptorChain, type ChainSegment } from '../../src/virtio/descriptor-chain.js';
-import { QueueError } from '../../src/virtio/queue-error.js';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { forEachDataPiece, parseBlkRequest, piecesOf, type BlkLimits } from '../../src/virtio/devices/blk/request.js';
-import * as S from '../../src/virtio/devices/blk/spec.js';
+import { DescriptorChain, type ChainSegment } from '../../../../src/virtio/descriptor-chain.js';
+import { QueueError } from '../../../../src/virtio/queue-error.js';
+import { GuestMemory } from '../../../../src/vmm/guest-memory.js';
+import { forEachDataPiece, parseBlkRequest, piecesOf, type BlkLimits } from '../../../../src/virtio/devices/blk/request.js';
+import * as S from '../../../../src/virtio/devices/blk/spec.js';
 
 const limits: BlkLimits = {
   capacitySectors: 100,

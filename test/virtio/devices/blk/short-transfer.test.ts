@@ -7,9 +7,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import * as S from '../../src/virtio/devices/blk/spec.js';
-import { pattern, SECTOR } from './blk-helpers.js';
-import { EngineDouble, InProcessBlk } from './blk-in-process.js';
+import * as S from '../../../../src/virtio/devices/blk/spec.js';
+import { pattern, SECTOR } from './helpers.js';
+import { EngineDouble, InProcessBlk } from './in-process.js';
 
 const QUEUE_SIZE = 16;
 /** The most bytes the engine moves per operation: not a multiple of anything the guest uses. */

@@ -1,12 +1,12 @@
 /**
- * The VMM side of the durability test (blk-durability.test.ts), run as its own
+ * The VMM side of the durability test (durability.test.ts), run as its own
  * process so that it can be SIGKILLed: it drives a virtio-blk device over the
  * harness like a guest would, writes known data, sends FLUSH, and reports on
  * stdout the moment the flush is complete. Then it waits to be killed.
  *
  * argv: image path, "direct" or "buffered".
  */
-import { BlkTestDevice, S, SECTOR } from './blk-helpers.js';
+import { BlkTestDevice, S, SECTOR } from './helpers.js';
 
 /** What the parent expects on disk: two batches of writes, each followed by its own FLUSH. */
 export const DURABILITY_BATCHES = [

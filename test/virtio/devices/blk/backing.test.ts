@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BlkTestDevice, S, SECTOR, pattern } from './blk-helpers.js';
+import { BlkTestDevice, S, SECTOR, pattern } from './helpers.js';
 
 function dwz(sector: number, count: number, flags = 0): Uint8Array {
   const bytes = new Uint8Array(16);

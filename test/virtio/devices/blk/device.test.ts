@@ -2,9 +2,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, statSync, truncateSync } from 'node:fs';
-import { BlkTestDevice, SECTOR, S, V, pattern } from './blk-helpers.js';
-import { BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, BLK_SIZE_MAX } from '../../src/virtio/devices/blk/options.js';
-import { MAX_BOUNCE_BYTES } from '../../src/virtio/devices/blk/device.js';
+import { BlkTestDevice, SECTOR, S, V, pattern } from './helpers.js';
+import { BLK_MAX_DWZ_SECTORS, BLK_MAX_DWZ_SEGMENTS, BLK_SIZE_MAX } from '../../../../src/virtio/devices/blk/options.js';
+import { MAX_BOUNCE_BYTES } from '../../../../src/virtio/devices/blk/device.js';
 
 const bytesOf = (a: Uint8Array): number[] => Array.from(a);
 const fileBytes = (d: BlkTestDevice, offset: number, length: number): number[] => bytesOf(readFileSync(d.path).subarray(offset, offset + length));

@@ -6,21 +6,21 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import { openDiskImage, type DiskImage } from '../../src/disk/disk-image.js';
-import { blkOptionsFor } from '../../src/builder/blk-options.js';
-import type { DiskSpec } from '../../src/disk/disk-spec.js';
-import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
-import type { BlkEngineKind, BlkOptions } from '../../src/virtio/devices/blk/options.js';
-import * as S from '../../src/virtio/devices/blk/spec.js';
-import * as V from '../../src/virtio/virtio-constants.js';
-import type { DriverBuffer, MockSplitQueueDriver } from '../virtio/mock-driver.js';
+import { VirtioMmioHarness } from '../../../helpers/virtio-harness.js';
+import { openDiskImage, type DiskImage } from '../../../../src/disk/disk-image.js';
+import { blkOptionsFor } from '../../../../src/builder/blk-options.js';
+import type { DiskSpec } from '../../../../src/disk/disk-spec.js';
+import { VirtioBlk } from '../../../../src/virtio/devices/blk/device.js';
+import type { BlkEngineKind, BlkOptions } from '../../../../src/virtio/devices/blk/options.js';
+import * as S from '../../../../src/virtio/devices/blk/spec.js';
+import * as V from '../../../../src/virtio/virtio-constants.js';
+import type { DriverBuffer, MockSplitQueueDriver } from '../../mock-driver.js';
 
 export const SECTOR = 512;
 /** Where the harness lays out its rings (test/helpers/virtio-harness.ts). */
 const RING_AREA = 0x1000;
 const RING_STRIDE = 0x40000;
-export const blkModuleUrl = new URL('../../src/virtio/devices/blk/device.js', import.meta.url).href;
+export const blkModuleUrl = new URL('../../../../src/virtio/devices/blk/device.js', import.meta.url).href;
 
 export interface BlkHarnessOptions {
   /** Image contents (default: `sectors` sectors of a pattern). */

@@ -3,7 +3,7 @@
  * O_DIRECT), so a FLUSH that reaches the device shows in its "flush I/Os" counter
  * (/sys/block/loopN/stat). Writes are completed first, then a FLUSH: the counter must rise
  * between the writes' completion and the flush's, in buffered and in `,direct` mode. (With
- * `,direct` no page of the image is ever dirty, so the page-cache check of blk-durability.test.ts
+ * `,direct` no page of the image is ever dirty, so the page-cache check of durability.test.ts
  * passes even when FLUSH does nothing; this one does not.)
  */
 import { test } from 'uvu';
@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BlkTestDevice, S, SECTOR } from './blk-helpers.js';
+import { BlkTestDevice, S, SECTOR } from './helpers.js';
 
 /** Index of "flush I/Os" in /sys/block/<dev>/stat (Documentation/block/stat.rst, field 16). */
 const STAT_FLUSH_IOS = 15;

@@ -2,11 +2,11 @@
 // cap), so a request stuck in the kernel on one queue does not hold up another.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BlkTestDevice, SECTOR, S, V, pattern } from './blk-helpers.js';
-import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
-import { BLK_COUNTERS, BLK_MAX_DATA_PLANE_THREADS, blkDataPlaneQueues } from '../../src/virtio/devices/blk/options.js';
-import { DeviceCounters } from '../../src/virtio/device-counters.js';
-import { UserFaultRange } from '../helpers/user-fault.js';
+import { BlkTestDevice, SECTOR, S, V, pattern } from './helpers.js';
+import { VirtioBlk } from '../../../../src/virtio/devices/blk/device.js';
+import { BLK_COUNTERS, BLK_MAX_DATA_PLANE_THREADS, blkDataPlaneQueues } from '../../../../src/virtio/devices/blk/options.js';
+import { DeviceCounters } from '../../../../src/virtio/device-counters.js';
+import { UserFaultRange } from '../../../helpers/user-fault.js';
 
 const HUGE_PAGE = 2 << 20;
 

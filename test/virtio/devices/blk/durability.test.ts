@@ -13,12 +13,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { O_RDONLY, close, open } from '../../src/sys/libc.js';
-import { pageCacheState } from '../helpers/host-bindings.js';
-import { DURABILITY_BATCHES, DURABILITY_SECTORS_PER_WRITE, durabilityData } from './blk-durability-child.js';
-import { SECTOR } from './blk-helpers.js';
+import { O_RDONLY, close, open } from '../../../../src/sys/libc.js';
+import { pageCacheState } from '../../../helpers/host-bindings.js';
+import { DURABILITY_BATCHES, DURABILITY_SECTORS_PER_WRITE, durabilityData } from './durability-child.js';
+import { SECTOR } from './helpers.js';
 
-const child = fileURLToPath(new URL('./blk-durability-child.js', import.meta.url));
+const child = fileURLToPath(new URL('./durability-child.js', import.meta.url));
 const IMAGE_SECTORS = 512;
 
 async function crashAfterFlush(mode: 'buffered' | 'direct'): Promise<void> {

@@ -7,11 +7,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import * as S from '../../src/virtio/devices/blk/spec.js';
-import { featureBit } from '../../src/virtio/virtio-constants.js';
-import { pattern, SECTOR } from './blk-helpers.js';
-import { EngineDouble, InProcessBlk, type Operation } from './blk-in-process.js';
-import { BlkSharedState } from '../../src/virtio/devices/blk/disk-shared.js';
+import * as S from '../../../../src/virtio/devices/blk/spec.js';
+import { featureBit } from '../../../../src/virtio/virtio-constants.js';
+import { pattern, SECTOR } from './helpers.js';
+import { EngineDouble, InProcessBlk, type Operation } from './in-process.js';
+import { BlkSharedState } from '../../../../src/virtio/devices/blk/disk-shared.js';
 
 const QUEUE_SIZE = 64;
 const EIO = 5;

@@ -5,10 +5,10 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as S from '../../src/virtio/devices/blk/spec.js';
-import { BLK_BOUNCE_BUDGET_BYTES, BlkSharedState } from '../../src/virtio/devices/blk/disk-shared.js';
-import { pattern } from './blk-helpers.js';
-import { EngineDouble, InProcessBlk } from './blk-in-process.js';
+import * as S from '../../../../src/virtio/devices/blk/spec.js';
+import { BLK_BOUNCE_BUDGET_BYTES, BlkSharedState } from '../../../../src/virtio/devices/blk/disk-shared.js';
+import { pattern } from './helpers.js';
+import { EngineDouble, InProcessBlk } from './in-process.js';
 
 const MiB = 1 << 20;
 const QUEUE_SIZE = 256;
