@@ -2,10 +2,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readSync, writeSync } from 'node:fs';
-import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, VirtioConsole, type ConsoleOptions } from '../../src/virtio/devices/console.js';
-import { O_CLOEXEC, bytesReadable, close, pipe, setNonBlocking } from '../../src/sys/libc.js';
-import * as V from '../../src/virtio/virtio-constants.js';
+import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
+import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, VirtioConsole, type ConsoleOptions } from '../../../src/virtio/devices/console.js';
+import { O_CLOEXEC, bytesReadable, close, pipe, setNonBlocking } from '../../../src/sys/libc.js';
+import * as V from '../../../src/virtio/virtio-constants.js';
 
 async function harness() {
   const [inputRead, inputWrite] = pipe(O_CLOEXEC);
@@ -15,7 +15,7 @@ async function harness() {
   const h = new VirtioMmioHarness({
     name: 'virtio-console',
     device: new VirtioConsole(options),
-    module: { module: new URL('../../src/virtio/devices/console.js', import.meta.url).href, factory: 'createVirtioConsole', options },
+    module: { module: new URL('../../../src/virtio/devices/console.js', import.meta.url).href, factory: 'createVirtioConsole', options },
   });
   await h.ready();
   h.negotiate(V.featureBit(V.VIRTIO_F_VERSION_1) | V.featureBit(V.VIRTIO_F_RING_EVENT_IDX));

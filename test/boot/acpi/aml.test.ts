@@ -1,10 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as aml from '../../src/boot/acpi/aml.js';
-import * as res from '../../src/boot/acpi/aml-resources.js';
-import { FirmwareError, type FirmwareErrorKind } from '../../src/boot/acpi/firmware-error.js';
-import { ByteWriter } from '../../src/boot/acpi/byte-writer.js';
-import { AmlReader, decodeDsdt, decodeResources } from '../helpers/acpi-aml.js';
+import * as aml from '../../../src/boot/acpi/aml.js';
+import * as res from '../../../src/boot/acpi/aml-resources.js';
+import { FirmwareError, type FirmwareErrorKind } from '../../../src/boot/acpi/firmware-error.js';
+import { ByteWriter } from '../../../src/boot/acpi/byte-writer.js';
+import { AmlReader, decodeDsdt, decodeResources } from '../../helpers/acpi-aml.js';
 
 const bytes = (a: Uint8Array): number[] => [...a];
 const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));

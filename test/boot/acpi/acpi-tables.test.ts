@@ -1,16 +1,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { buildAcpiTables, buildFirmwareTables, FirmwareError, type FirmwareDescription, type FirmwareErrorKind } from '../../src/boot/acpi/index.js';
-import * as platform from '../../src/boot/acpi/platform.js';
-import * as pm from '../../src/legacy/acpi-pm.js';
-import { PVPANIC_PORT } from '../../src/legacy/pvpanic.js';
-import { COM1_IRQ, COM1_PORT } from '../../src/legacy/uart-8250.js';
-import { RTC_CENTURY } from '../../src/legacy/cmos-rtc.js';
-import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_PORT_COUNT, PCI_MMIO_WINDOW_SIZE, PCI_MMIO_WINDOW_START } from '../../src/transport/pci/pci-constants.js';
-import { IOAPIC_PINS } from '../../src/vmm/irq-routing.js';
-import { describe, parseMadt, readAcpiTables, readGas, type MadtEntry } from '../helpers/acpi-tables.js';
-import { decodeDsdt, decodeResources, type NamespaceEntry } from '../helpers/acpi-aml.js';
+import { GuestMemory } from '../../../src/vmm/guest-memory.js';
+import { buildAcpiTables, buildFirmwareTables, FirmwareError, type FirmwareDescription, type FirmwareErrorKind } from '../../../src/boot/acpi/index.js';
+import * as platform from '../../../src/boot/acpi/platform.js';
+import * as pm from '../../../src/legacy/acpi-pm.js';
+import { PVPANIC_PORT } from '../../../src/legacy/pvpanic.js';
+import { COM1_IRQ, COM1_PORT } from '../../../src/legacy/uart-8250.js';
+import { RTC_CENTURY } from '../../../src/legacy/cmos-rtc.js';
+import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_PORT_COUNT, PCI_MMIO_WINDOW_SIZE, PCI_MMIO_WINDOW_START } from '../../../src/transport/pci/pci-constants.js';
+import { IOAPIC_PINS } from '../../../src/vmm/irq-routing.js';
+import { describe, parseMadt, readAcpiTables, readGas, type MadtEntry } from '../../helpers/acpi-tables.js';
+import { decodeDsdt, decodeResources, type NamespaceEntry } from '../../helpers/acpi-aml.js';
 
 const MiB = 0x100000;
 

@@ -3,14 +3,14 @@
  * data-plane thread, run as its own process so the parent (failure-flood.test.ts) sees exactly
  * what the thread wrote to stderr. argv: rounds.
  */
-import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import { VirtioRng } from '../../src/virtio/devices/rng.js';
-import * as V from '../../src/virtio/virtio-constants.js';
-import * as M from '../../src/transport/virtio-mmio.js';
+import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
+import { VirtioRng } from '../../../src/virtio/devices/rng.js';
+import * as V from '../../../src/virtio/virtio-constants.js';
+import * as M from '../../../src/transport/virtio-mmio.js';
 
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 300);
-  const module = { module: new URL('../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options: {} };
+  const module = { module: new URL('../../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options: {} };
   const h = new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(), module });
   await h.ready();
   let failed = 0;

@@ -4,8 +4,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { IovecArray } from '../../src/virtio/devices/net/host-buffer.js';
-import { IOVEC_SIZE, view } from '../../src/sys/libc.js';
+import { IovecArray } from '../../../../src/virtio/devices/net/host-buffer.js';
+import { IOVEC_SIZE, view } from '../../../../src/sys/libc.js';
 
 const TWO_32 = 2 ** 32;
 

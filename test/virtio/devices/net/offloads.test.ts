@@ -1,10 +1,10 @@
 /** Which offloads virtio-net offers for a TAP, and what TUNSETOFFLOAD gets for the guest's choice. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO, TUN_F_USO4, TUN_F_USO6 } from '../../src/sys/tun-abi.js';
-import { GUEST_OFFLOAD_FEATURES, offeredFeatures, receivesLargeFrames, tunOffloads } from '../../src/virtio/devices/net/offloads.js';
-import * as S from '../../src/virtio/devices/net/spec.js';
-import { featureBit as bit } from '../../src/virtio/virtio-constants.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO, TUN_F_USO4, TUN_F_USO6 } from '../../../../src/sys/tun-abi.js';
+import { GUEST_OFFLOAD_FEATURES, offeredFeatures, receivesLargeFrames, tunOffloads } from '../../../../src/virtio/devices/net/offloads.js';
+import * as S from '../../../../src/virtio/devices/net/spec.js';
+import { featureBit as bit } from '../../../../src/virtio/virtio-constants.js';
 
 const has = (features: bigint, feature: number): boolean => (features & bit(feature)) !== 0n;
 

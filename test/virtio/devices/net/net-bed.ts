@@ -8,17 +8,17 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { openTap, type OpenedTap } from '../../src/net/tap.js';
-import { VirtioNet } from '../../src/virtio/devices/net/device.js';
-import type { NetOptions } from '../../src/virtio/devices/net/options.js';
-import * as S from '../../src/virtio/devices/net/spec.js';
-import { NetStats } from '../../src/virtio/devices/net/stats.js';
-import * as V from '../../src/virtio/virtio-constants.js';
-import { close } from '../../src/sys/libc.js';
-import { NetNamespace } from '../helpers/netns.js';
-import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import type { MockSplitQueueDriver } from '../virtio/mock-driver.js';
-import { parseVnetHeader, type VnetHeader } from './packets.js';
+import { openTap, type OpenedTap } from '../../../../src/net/tap.js';
+import { VirtioNet } from '../../../../src/virtio/devices/net/device.js';
+import type { NetOptions } from '../../../../src/virtio/devices/net/options.js';
+import * as S from '../../../../src/virtio/devices/net/spec.js';
+import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
+import * as V from '../../../../src/virtio/virtio-constants.js';
+import { close } from '../../../../src/sys/libc.js';
+import { NetNamespace } from '../../../helpers/netns.js';
+import { VirtioMmioHarness } from '../../../helpers/virtio-harness.js';
+import type { MockSplitQueueDriver } from '../../mock-driver.js';
+import { parseVnetHeader, type VnetHeader } from '../../../helpers/packets.js';
 
 export const HOST_IP = '10.77.0.1';
 export const GUEST_IP = '10.77.0.2';
@@ -129,7 +129,7 @@ export class NetBed {
         {
           name: `virtio-net:${tap.name}`,
           device,
-          module: { module: new URL('../../src/virtio/devices/net/device.js', import.meta.url).href, factory: 'createVirtioNet', options: netOptions },
+          module: { module: new URL('../../../../src/virtio/devices/net/device.js', import.meta.url).href, factory: 'createVirtioNet', options: netOptions },
         },
         options.memoryBytes,
       );

@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as S from '../../src/virtio/devices/net/spec.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from '../../src/sys/tun-abi.js';
-import * as V from '../../src/virtio/virtio-constants.js';
-import { ALL_FEATURES, GUEST_IP, GUEST_MAC, HOST_IP, NetBed, PLAIN_FEATURES, RX, TX, type BedOptions, type ReceivedFrame } from '../net/net-bed.js';
+import * as S from '../../../../src/virtio/devices/net/spec.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 } from '../../../../src/sys/tun-abi.js';
+import * as V from '../../../../src/virtio/virtio-constants.js';
+import { ALL_FEATURES, GUEST_IP, GUEST_MAC, HOST_IP, NetBed, PLAIN_FEATURES, RX, TX, type BedOptions, type ReceivedFrame } from './net-bed.js';
 import {
   BROADCAST_MAC,
   ETHERTYPE_ARP,
@@ -30,7 +30,7 @@ import {
   parseFrame,
   tcp,
   vnetHeader,
-} from '../net/packets.js';
+} from '../../../helpers/packets.js';
 
 const bit = V.featureBit;
 

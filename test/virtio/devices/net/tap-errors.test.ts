@@ -10,13 +10,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openSync, closeSync, constants } from 'node:fs';
 import createDebug from 'debug';
-import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, pipe, setNonBlocking } from '../../src/sys/libc.js';
-import { SplitQueue } from '../../src/virtio/queue.js';
-import { TransmitBuffers, Transmitter } from '../../src/virtio/devices/net/tx.js';
-import { NetStats } from '../../src/virtio/devices/net/stats.js';
-import { NET_GOOD_PACKET_BUFFER } from '../../src/virtio/devices/net/spec.js';
-import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
+import { memoryFromRegions } from '../../../../src/vmm/guest-ram.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, pipe, setNonBlocking } from '../../../../src/sys/libc.js';
+import { SplitQueue } from '../../../../src/virtio/queue.js';
+import { TransmitBuffers, Transmitter } from '../../../../src/virtio/devices/net/tx.js';
+import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
+import { NET_GOOD_PACKET_BUFFER } from '../../../../src/virtio/devices/net/spec.js';
+import { MockSplitQueueDriver } from '../../mock-driver.js';
 import { RxBed } from './rx-bed.js';
 
 test('receive: a TAP read that fails stops receiving for good (no spin), counts it, and leaves the buffers to the driver', () => {

@@ -1,10 +1,10 @@
 /** virtio-rng through the host-side driver harness: the real transport and data-plane thread, no KVM. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { VirtioMmioHarness } from '../helpers/virtio-harness.js';
-import { RNG_COUNTERS, RNG_MAX_BYTES_PER_REQUEST, VirtioRng } from '../../src/virtio/devices/rng.js';
-import { DeviceCounters } from '../../src/virtio/device-counters.js';
-import * as V from '../../src/virtio/virtio-constants.js';
+import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
+import { RNG_COUNTERS, RNG_MAX_BYTES_PER_REQUEST, VirtioRng } from '../../../src/virtio/devices/rng.js';
+import { DeviceCounters } from '../../../src/virtio/device-counters.js';
+import * as V from '../../../src/virtio/virtio-constants.js';
 
 /** Counters of the last harness, read here while its data-plane thread counts. */
 let counters = new DeviceCounters(RNG_COUNTERS);
@@ -12,7 +12,7 @@ let counters = new DeviceCounters(RNG_COUNTERS);
 async function harness(): Promise<VirtioMmioHarness> {
   counters = new DeviceCounters(RNG_COUNTERS);
   const options = { counters: counters.shared };
-  const module = { module: new URL('../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options };
+  const module = { module: new URL('../../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options };
   const h = new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(options), module });
   await h.ready();
   return h;

@@ -7,13 +7,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readSync } from 'node:fs';
 import createDebug from 'debug';
-import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, pipe, setNonBlocking, close } from '../../src/sys/libc.js';
-import { SplitQueue } from '../../src/virtio/queue.js';
-import { QueueError } from '../../src/virtio/queue-error.js';
-import { TransmitBuffers, Transmitter } from '../../src/virtio/devices/net/tx.js';
-import { NetStats } from '../../src/virtio/devices/net/stats.js';
-import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
+import { memoryFromRegions } from '../../../../src/vmm/guest-ram.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, pipe, setNonBlocking, close } from '../../../../src/sys/libc.js';
+import { SplitQueue } from '../../../../src/virtio/queue.js';
+import { QueueError } from '../../../../src/virtio/queue-error.js';
+import { TransmitBuffers, Transmitter } from '../../../../src/virtio/devices/net/tx.js';
+import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
+import { MockSplitQueueDriver } from '../../mock-driver.js';
 
 const RAM = 4 * 2 ** 20;
 

@@ -10,7 +10,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NET_GOOD_PACKET_BUFFER, VIRTIO_NET_HDR_SIZE } from '../../src/virtio/devices/net/spec.js';
+import { NET_GOOD_PACKET_BUFFER, VIRTIO_NET_HDR_SIZE } from '../../../../src/virtio/devices/net/spec.js';
 import { RxBed, frameBytes, numBuffers } from './rx-bed.js';
 
 test('mergeable receive: used.idx only ever moves past whole frames, and every frame arrives intact and in order', () => {

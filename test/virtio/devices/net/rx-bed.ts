@@ -6,15 +6,15 @@
  */
 import * as assert from 'uvu/assert';
 import createDebug from 'debug';
-import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import type { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, setNonBlocking, writeFd } from '../../src/sys/libc.js';
-import { socketPair } from '../helpers/host-bindings.js';
-import { SplitQueue } from '../../src/virtio/queue.js';
-import { ReceiveBuffers, Receiver } from '../../src/virtio/devices/net/rx.js';
-import { NetStats } from '../../src/virtio/devices/net/stats.js';
-import { VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from '../../src/virtio/devices/net/spec.js';
-import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
+import { memoryFromRegions } from '../../../../src/vmm/guest-ram.js';
+import type { GuestMemory } from '../../../../src/vmm/guest-memory.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, setNonBlocking, writeFd } from '../../../../src/sys/libc.js';
+import { socketPair } from '../../../helpers/host-bindings.js';
+import { SplitQueue } from '../../../../src/virtio/queue.js';
+import { ReceiveBuffers, Receiver } from '../../../../src/virtio/devices/net/rx.js';
+import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
+import { VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from '../../../../src/virtio/devices/net/spec.js';
+import { MockSplitQueueDriver } from '../../mock-driver.js';
 
 const RAM = 8 * 2 ** 20;
 const AF_UNIX = 1;

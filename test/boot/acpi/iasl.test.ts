@@ -10,10 +10,10 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { GuestMemory } from '../../src/vmm/guest-memory.js';
-import { buildFirmwareTables } from '../../src/boot/acpi/index.js';
-import { describe, readAcpiTables, type AcpiTableSet } from '../helpers/acpi-tables.js';
-import { compileCounts, problems, runTool } from '../helpers/acpi-iasl.js';
+import { GuestMemory } from '../../../src/vmm/guest-memory.js';
+import { buildFirmwareTables } from '../../../src/boot/acpi/index.js';
+import { describe, readAcpiTables, type AcpiTableSet } from '../../helpers/acpi-tables.js';
+import { compileCounts, problems, runTool } from '../../helpers/acpi-iasl.js';
 
 let dir = '';
 let tables: AcpiTableSet;

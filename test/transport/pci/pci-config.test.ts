@@ -1,11 +1,11 @@
 /** PCI configuration space and configuration mechanism #1, with no KVM. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { testDeviceContext } from '../helpers/device-context.js';
-import { PciConfigSpace } from '../../src/transport/pci/pci-config.js';
-import * as C from '../../src/transport/pci/pci-constants.js';
-import { createPciConfigPorts, createPciMmioWindow, type PciRootOptions } from '../../src/transport/pci/pci-root.js';
-import { dataValue, setDataValue } from '../../src/vmm/bus.js';
+import { testDeviceContext } from '../../helpers/device-context.js';
+import { PciConfigSpace } from '../../../src/transport/pci/pci-config.js';
+import * as C from '../../../src/transport/pci/pci-constants.js';
+import { createPciConfigPorts, createPciMmioWindow, type PciRootOptions } from '../../../src/transport/pci/pci-root.js';
+import { dataValue, setDataValue } from '../../../src/vmm/bus.js';
 
 const context = testDeviceContext();
 

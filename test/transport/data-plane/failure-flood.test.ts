@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { GUEST_LOG_BURST, RateLimitedLog } from '../../src/sys/thread-log.js';
+import { GUEST_LOG_BURST, RateLimitedLog } from '../../../src/sys/thread-log.js';
 
 const child = fileURLToPath(new URL('./failure-flood-child.js', import.meta.url));
 

@@ -1,20 +1,20 @@
 /** virtio-pci modern against the spec (virtio 1.2 §4.1), without KVM: capabilities, common config, ISR, MSI-X. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { testDeviceContext } from '../helpers/device-context.js';
-import * as C from '../../src/transport/pci/pci-constants.js';
-import * as L from '../../src/transport/pci/virtio-pci-layout.js';
-import { buildVirtioPciConfig } from '../../src/transport/pci/virtio-pci-attach.js';
-import { VirtioPciFunction, createNotifyRegistration, type IoeventfdRegistrar, type VirtioPciOptions } from '../../src/transport/pci/virtio-pci.js';
-import { KvmError } from '../../src/vmm/kvm.js';
-import { HostCallError } from '../../src/sys/libc.js';
-import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../src/transport/virtio-transport-state.js';
-import { transportFeatures } from '../../src/transport/transport-features.js';
-import { createIrqRoutingState, routingTablesInstalled } from '../../src/vmm/irq-routing.js';
-import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/sys/libc.js';
+import { testDeviceContext } from '../../helpers/device-context.js';
+import * as C from '../../../src/transport/pci/pci-constants.js';
+import * as L from '../../../src/transport/pci/virtio-pci-layout.js';
+import { buildVirtioPciConfig } from '../../../src/transport/pci/virtio-pci-attach.js';
+import { VirtioPciFunction, createNotifyRegistration, type IoeventfdRegistrar, type VirtioPciOptions } from '../../../src/transport/pci/virtio-pci.js';
+import { KvmError } from '../../../src/vmm/kvm.js';
+import { HostCallError } from '../../../src/sys/libc.js';
+import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../../src/transport/virtio-transport-state.js';
+import { transportFeatures } from '../../../src/transport/transport-features.js';
+import { createIrqRoutingState, routingTablesInstalled } from '../../../src/vmm/irq-routing.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../../src/sys/libc.js';
 import os from 'node:os';
-import { dataValue, setDataValue } from '../../src/vmm/bus.js';
-import * as V from '../../src/virtio/virtio-constants.js';
+import { dataValue, setDataValue } from '../../../src/vmm/bus.js';
+import * as V from '../../../src/virtio/virtio-constants.js';
 
 const BAR = 0xc000_0000;
 const device = { deviceType: V.VIRTIO_ID_CONSOLE, queueMaxSizes: [64, 32], configSpace: Uint8Array.of(80, 0, 25, 0, 1, 0, 0, 0) };
