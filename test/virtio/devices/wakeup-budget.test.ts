@@ -16,6 +16,7 @@ import { CONSOLE_TRANSMITQ, VirtioConsole } from '../../../src/virtio/devices/co
 import { WAKEUP_BYTE_BUDGET } from '../../../src/virtio/devices/drain.js';
 import type { VirtioDevice } from '../../../src/virtio/virtio-device.js';
 import { MockSplitQueueDriver } from '../mock-driver.js';
+import { RecordingInterrupt } from '../../helpers/recording-interrupt.js';
 
 const MiB = 1 << 20;
 const RING = 0x1000;
@@ -26,14 +27,15 @@ const BUFFER = 0x100000;
 function activate(device: VirtioDevice, queues: number, memory = GuestMemory.fromLayout([[0, 32 * MiB]])) {
   const drivers = Array.from({ length: queues }, (_, q) => MockSplitQueueDriver.create(memory, RING + q * RING_STRIDE, 256));
   const resumed: number[] = [];
+  const interrupt = new RecordingInterrupt();
   device.activate({
     memory,
     queues: drivers.map((d) => new SplitQueue(memory, d.layout, { eventIdx: false, indirect: false })),
     features: 0n,
-    interrupt: { signalUsed: () => {}, signalConfigChange: () => {} },
+    interrupt,
     host: { watch: () => {}, unwatch: () => {}, resume: (q) => resumed.push(q), failDevice: (r) => assert.unreachable(r), log: createDebug('kvm:test') },
   });
-  return { memory, drivers, resumed };
+  return { memory, drivers, resumed, interrupt };
 }
 
 /** 255 descriptors naming the same `length` bytes at BUFFER. */
@@ -52,13 +54,14 @@ test('virtio-rng: a chain naming one 16 MiB buffer 255 times gets RNG_MAX_BYTES_
 
 test('virtio-rng: one wake-up serves about WAKEUP_BYTE_BUDGET bytes of a full queue, then asks to resume', () => {
   const rng = new VirtioRng();
-  const { drivers, resumed } = activate(rng, 1);
+  const { drivers, resumed, interrupt } = activate(rng, 1);
   const chains = 200;
   for (let i = 0; i < chains; i++) drivers[0]!.addChain([{ address: BUFFER + i * 65536, length: 65536, writable: true }]);
   rng.queueNotified(0);
   const first = drivers[0]!.takeUsed().length;
   assert.is(first, WAKEUP_BYTE_BUDGET / 65536);
   assert.equal(resumed, [0]);
+  assert.is(interrupt.takeUsed(0), 1, 'the share served before resuming is signalled at once');
   // The loop calls back as asked until the queue is empty.
   let total = first;
   for (let wakeups = 1; resumed.length === wakeups && wakeups < chains; wakeups++) {

@@ -13,13 +13,14 @@ import { SyncEngine, UringEngine, type IoEngine } from '../../../../src/virtio/d
 import type { BlkOptions } from '../../../../src/virtio/devices/blk/options.js';
 import * as S from '../../../../src/virtio/devices/blk/spec.js';
 import { SplitQueue } from '../../../../src/virtio/queue.js';
-import { featureBit, VIRTIO_F_VERSION_1 } from '../../../../src/virtio/virtio-constants.js';
+import { featureBit, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../../../src/virtio/virtio-constants.js';
 import type { GuestMemory } from '../../../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../../../src/vmm/guest-ram.js';
 import { HostBuffer } from '../../../../src/sys/host-buffer.js';
 import { setIovec } from '../../../../src/sys/io-uring.js';
 import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollRemove, epollWait, mmap, munmap, open, view } from '../../../../src/sys/libc.js';
 import { MockSplitQueueDriver } from '../../mock-driver.js';
+import { RecordingInterrupt } from '../../../helpers/recording-interrupt.js';
 import { pattern, SECTOR } from './helpers.js';
 
 export type EngineKind = 'sync' | 'io-uring';
@@ -230,6 +231,8 @@ export class InProcessBlk {
   readonly memory: GuestMemory;
   driver: MockSplitQueueDriver;
   readonly failures: string[] = [];
+  /** Every interrupt the device raised, in every session. */
+  readonly interrupt = new RecordingInterrupt();
   readonly device: VirtioBlk;
   private readonly dir: string;
   private readonly fd: number;
@@ -288,7 +291,8 @@ export class InProcessBlk {
   private activate(resetEpoch: number): MockSplitQueueDriver {
     this.memory.fill(RING_AREA, BUFFER_AREA - RING_AREA, 0);
     const driver = MockSplitQueueDriver.create(this.memory, RING_AREA, this.queueSize);
-    const queue = new SplitQueue(this.memory, driver.layout, { eventIdx: false, indirect: false });
+    const eventIdx = (this.features & featureBit(VIRTIO_F_RING_EVENT_IDX)) !== 0n;
+    const queue = new SplitQueue(this.memory, driver.layout, { eventIdx, indirect: false });
     const watcher = this.watcher;
     const host = {
       watch: (fd: number, onReadable: () => void) => watcher.watch(fd, onReadable),
@@ -297,8 +301,7 @@ export class InProcessBlk {
       failDevice: (reason: string) => this.failures.push(reason),
       log: createDebug('kvm:test:blk-inproc'),
     };
-    const interrupt = { signalUsed: () => {}, signalConfigChange: () => {} };
-    this.device.activate({ memory: this.memory, queues: [queue], features: this.features, interrupt, host, resetEpoch });
+    this.device.activate({ memory: this.memory, queues: [queue], features: this.features, interrupt: this.interrupt, host, resetEpoch });
     return driver;
   }
 

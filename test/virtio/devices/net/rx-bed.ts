@@ -10,6 +10,7 @@ import { memoryFromRegions } from '../../../../src/vmm/guest-ram.js';
 import type { GuestMemory } from '../../../../src/vmm/guest-memory.js';
 import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, close, mmap, munmap, setNonBlocking, writeFd } from '../../../../src/sys/libc.js';
 import { socketPair } from '../../../helpers/host-bindings.js';
+import { RecordingInterrupt } from '../../../helpers/recording-interrupt.js';
 import { SplitQueue } from '../../../../src/virtio/queue.js';
 import { ReceiveBuffers, Receiver } from '../../../../src/virtio/devices/net/rx.js';
 import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
@@ -41,6 +42,8 @@ export function numBuffers(header: Uint8Array): number {
 export class RxBed {
   readonly memory: GuestMemory;
   readonly stats = new NetStats();
+  /** Every interrupt the receiver raised. */
+  readonly interrupt = new RecordingInterrupt();
   readonly receiver: Receiver;
   readonly violations: string[] = [];
   /** Each used buffer's bytes, in used-ring order. */
@@ -94,7 +97,7 @@ export class RxBed {
       log,
     };
     this.receiver = new Receiver(
-      { memory, queue, queueIndex: 0, interrupt: { signalUsed: () => {}, signalConfigChange: () => {} }, host, tapFd: readFrom ?? this.tap, stats: this.stats, log, mergeable: true, guestCsum: true },
+      { memory, queue, queueIndex: 0, interrupt: this.interrupt, host, tapFd: readFrom ?? this.tap, stats: this.stats, log, mergeable: true, guestCsum: true },
       new ReceiveBuffers(),
       true,
     );

@@ -18,6 +18,7 @@ import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
 import { NET_GOOD_PACKET_BUFFER } from '../../../../src/virtio/devices/net/spec.js';
 import { MockSplitQueueDriver } from '../../mock-driver.js';
 import { RxBed } from './rx-bed.js';
+import { RecordingInterrupt } from '../../../helpers/recording-interrupt.js';
 
 test('receive: a TAP read that fails stops receiving for good (no spin), counts it, and leaves the buffers to the driver', () => {
   const directory = openSync('/', constants.O_RDONLY | constants.O_DIRECTORY);
@@ -49,8 +50,9 @@ test('transmit: frames the TAP refuses are counted, and every buffer goes back t
   const driver = MockSplitQueueDriver.create(memory, 0x1000, 16);
   const queue = new SplitQueue(memory, driver.layout, { eventIdx: false, indirect: false });
   const stats = new NetStats();
+  const interrupt = new RecordingInterrupt();
   const tx = new Transmitter(
-    { memory, queue, queueIndex: 1, interrupt: { signalUsed: () => {}, signalConfigChange: () => {} }, tapFd: writeEnd, stats, log: createDebug('kvm:test:tx'), features: 0n },
+    { memory, queue, queueIndex: 1, interrupt, tapFd: writeEnd, stats, log: createDebug('kvm:test:tx'), features: 0n },
     new TransmitBuffers(),
   );
   try {
@@ -66,6 +68,7 @@ test('transmit: frames the TAP refuses are counted, and every buffer goes back t
     assert.ok(used.every((u) => u.len === 0));
     assert.is(stats.get('txErrors'), 5);
     assert.is(stats.get('txFrames'), 0);
+    assert.equal(interrupt.take(), [{ kind: 'used', queue: 1 }], 'one interrupt for the batch, on the transmit queue');
   } finally {
     close(writeEnd);
     munmap(hostAddress, ram);

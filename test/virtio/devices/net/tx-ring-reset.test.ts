@@ -14,6 +14,7 @@ import { QueueError } from '../../../../src/virtio/queue-error.js';
 import { TransmitBuffers, Transmitter } from '../../../../src/virtio/devices/net/tx.js';
 import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
 import { MockSplitQueueDriver } from '../../mock-driver.js';
+import { RecordingInterrupt } from '../../../helpers/recording-interrupt.js';
 
 const RAM = 4 * 2 ** 20;
 
@@ -24,7 +25,7 @@ test('a bad avail head mid-batch: frames accepted before it go out at once, none
   setNonBlocking(readEnd);
   const buffers = new TransmitBuffers();
   const log = createDebug('review');
-  const interrupt = { signalUsed: () => {}, signalConfigChange: () => {} };
+  const interrupt = new RecordingInterrupt();
   const frame = (driver: MockSplitQueueDriver, at: number, fill: number): void => {
     memory.fill(at, 12, 0); // virtio-net header, no offloads
     memory.fill(at + 12, 60, fill);
