@@ -9,7 +9,7 @@
 import { close, socket, writeFd } from '../../src/sys/libc.js';
 import { connect, setSocketOption } from '../../test/helpers/host-bindings.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
-import { ipBytes } from '../../test/net/packets.js';
+import { ipBytes } from '../../test/helpers/packets.js';
 
 const AF_INET = 2;
 const SOCK_DGRAM = 2;

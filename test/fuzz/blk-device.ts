@@ -25,6 +25,7 @@ import { EFD_CLOEXEC, EFD_NONBLOCK, O_RDWR, close, drainEventfd, eventfd, falloc
 import { blkReadableArb, blkWritableArb } from './blk-request.js';
 import { ChainBed, chainSpecArb, expect, type ChainSpec, type PostedChain } from './chain-bed.js';
 import type { FuzzTarget } from './fuzz-target.js';
+import { RecordingInterrupt } from '../helpers/recording-interrupt.js';
 
 const SECTORS = 64;
 const SECTOR = 512;
@@ -248,11 +249,14 @@ export function checkBlkDeviceCase(c: BlkDeviceCase): void {
   );
   let onCompletions: (() => void) | undefined;
   const failures: string[] = [];
+  // used.idx at each interrupt: the last one must cover every used element.
+  const usedAtSignal: number[] = [];
+  const interrupt = new RecordingInterrupt(() => usedAtSignal.push(b.driver.usedIndex));
   device.activate({
     memory: bed.memory,
     queues: [bed.queue],
     features: featureBit(VIRTIO_F_VERSION_1),
-    interrupt: { signalUsed: () => {}, signalConfigChange: () => {} },
+    interrupt,
     host: {
       watch: (watched, onReadable) => {
         if (watched === engine.eventFd) onCompletions = onReadable;
@@ -293,6 +297,10 @@ export function checkBlkDeviceCase(c: BlkDeviceCase): void {
       return [p.head, isMalformed(specs[i]!) ? 0 : p.buffers.filter((x) => x.writable).reduce((s, x) => s + x.length, 0)] as const;
     }),
   );
+  // Interrupts (the ring asks for every one: no EVENT_IDX, no NO_INTERRUPT): only for queue 0, and
+  // none lost: the last came after the last used element was published.
+  expect(interrupt.signals.every((s) => s.kind === 'used' && s.queue === 0), () => `unexpected interrupts ${JSON.stringify(interrupt.signals)}`);
+  expect(failed || used.length === 0 || usedAtSignal.at(-1) === bed.driver.usedIndex, () => `used.idx ${bed!.driver.usedIndex}, but the last interrupt came at ${usedAtSignal.at(-1)}`);
   const seen = new Set<number>();
   for (const u of used) {
     expect(limits.has(u.id) && !seen.has(u.id), () => `used id ${u.id} was not posted or came back twice`);

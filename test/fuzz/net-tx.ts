@@ -16,6 +16,7 @@ import { NetStats } from '../../src/virtio/devices/net/stats.js';
 import { TransmitBuffers, Transmitter } from '../../src/virtio/devices/net/tx.js';
 import { ChainBed, chainSpecArb, expect, type ChainSpec } from './chain-bed.js';
 import type { FuzzTarget } from './fuzz-target.js';
+import { RecordingInterrupt } from '../helpers/recording-interrupt.js';
 
 /** Transmit offload feature bits (5.1.3): CSUM 0, HOST_TSO4 11, HOST_TSO6 12, HOST_ECN 13, HOST_UFO 14, HOST_USO 56. */
 const TX_FEATURE_BITS = [0, 11, 12, 13, 14, 56] as const;
@@ -111,9 +112,9 @@ export function checkNetTxCase(c: NetTxCase): void {
     } else expected[verdict]++;
   }
   const stats = new NetStats();
-  const interrupts: number[] = [];
+  const interrupt = new RecordingInterrupt();
   const transmitter = new Transmitter(
-    { memory: bed.memory, queue: bed.queue, queueIndex: 1, interrupt: { signalUsed: (q) => interrupts.push(q), signalConfigChange: () => {} }, tapFd, stats, log, features },
+    { memory: bed.memory, queue: bed.queue, queueIndex: 1, interrupt, tapFd, stats, log, features },
     buffers,
   );
   bed.snapshot();
@@ -133,7 +134,11 @@ export function checkNetTxCase(c: NetTxCase): void {
     JSON.stringify(used) === JSON.stringify([...heads].sort((a, b) => a - b).map((id) => ({ id, len: 0 }))),
     () => `used ring ${JSON.stringify(used)}, expected every head once with length 0: ${JSON.stringify(heads)}`,
   );
-  expect(heads.length === 0 || interrupts.length === 1, () => `${interrupts.length} interrupts for one kick`);
+  const signals = interrupt.take();
+  expect(
+    heads.length === 0 ? signals.length === 0 : JSON.stringify(signals) === JSON.stringify([{ kind: 'used', queue: 1 }]),
+    () => `${JSON.stringify(signals)}: for one kick, one used-buffer interrupt on the transmit queue (none if nothing was posted)`,
+  );
   const changed = bed.changesOutside([bed.usedRingRange]);
   expect(changed.length === 0, () => `transmit wrote guest memory at 0x${changed[0]?.toString(16)}`);
 }

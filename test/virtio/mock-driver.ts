@@ -6,37 +6,60 @@
  */
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import type { QueueLayout } from '../../src/virtio/queue.js';
-import {
-  AVAIL_ENTRY_SIZE,
-  AVAIL_FLAGS,
-  AVAIL_IDX,
-  AVAIL_RING,
-  DESC_ADDR,
-  DESC_FLAGS,
-  DESC_LEN,
-  DESC_NEXT,
-  EVENT_WORD_SIZE,
-  INDEX_MASK,
-  USED_ELEM_ID,
-  USED_ELEM_LEN,
-  USED_FLAGS,
-  USED_IDX,
-  USED_RING,
-  availEventOffset,
-  descTableBytes,
-  usedEventOffset,
-} from '../../src/virtio/queue-layout.js';
-import { vringNeedEvent } from '../../src/virtio/queue-event-idx.js';
-import {
-  VIRTQ_DESC_ALIGN,
-  VIRTQ_DESC_F_INDIRECT,
-  VIRTQ_DESC_F_NEXT,
-  VIRTQ_DESC_F_WRITE,
-  VIRTQ_DESC_SIZE,
-  VIRTQ_USED_ALIGN,
-  VIRTQ_USED_ELEM_SIZE,
-  VIRTQ_USED_F_NO_NOTIFY,
-} from '../../src/virtio/virtio-constants.js';
+
+// The split virtqueue as virtio 1.2 §2.7 ("Split Virtqueues") defines it, written out here from
+// the spec rather than imported from src/virtio, so that every test driving a device through this
+// mock is an independent check of the device's own layout constants.
+
+// §2.7 (alignment table): descriptor table 16, available ring 2, used ring 4.
+const DESC_ALIGN = 16;
+const USED_ALIGN = 4;
+
+// §2.7.5 struct virtq_desc, 16 bytes: le64 addr @0, le32 len @8, le16 flags @12, le16 next @14.
+const DESC_SIZE = 16;
+const DESC_ADDR = 0;
+const DESC_LEN = 8;
+const DESC_FLAGS = 12;
+const DESC_NEXT = 14;
+/** VIRTQ_DESC_F_NEXT: the buffer continues via the next field. */
+const DESC_F_NEXT = 1;
+/** VIRTQ_DESC_F_WRITE: the buffer is device write-only. */
+const DESC_F_WRITE = 2;
+/** VIRTQ_DESC_F_INDIRECT: the buffer holds a table of descriptors. */
+const DESC_F_INDIRECT = 4;
+
+// §2.7.6 struct virtq_avail: le16 flags @0, le16 idx @2, le16 ring[size] @4 + 2i,
+// le16 used_event @4 + 2·size (only with VIRTIO_F_EVENT_IDX).
+const AVAIL_FLAGS = 0;
+const AVAIL_IDX = 2;
+const availRingEntry = (slot: number): number => 4 + 2 * slot;
+const usedEventAt = (size: number): number => 4 + 2 * size;
+/** VIRTQ_AVAIL_F_NO_INTERRUPT (§2.7.6): the driver asks for no used-buffer notification. */
+export const SPEC_VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+
+// §2.7.8 struct virtq_used: le16 flags @0, le16 idx @2, struct virtq_used_elem ring[size] @4 + 8i
+// ({ le32 id @0, le32 len @4 }), le16 avail_event @4 + 8·size (only with VIRTIO_F_EVENT_IDX).
+const USED_FLAGS = 0;
+const USED_IDX = 2;
+const usedRingEntry = (slot: number): number => 4 + 8 * slot;
+const USED_ELEM_ID = 0;
+const USED_ELEM_LEN = 4;
+const availEventAt = (size: number): number => 4 + 8 * size;
+/** VIRTQ_USED_F_NO_NOTIFY (§2.7.8): the device asks for no available-buffer notification. */
+export const SPEC_VIRTQ_USED_F_NO_NOTIFY = 1;
+
+/** The event words (used_event, avail_event) are le16. */
+const EVENT_WORD_SIZE = 2;
+/** Ring indexes are free-running 16-bit counters (§2.7.6, §2.7.8). */
+const INDEX_MASK = 0xffff;
+
+/**
+ * The spec's vring_need_event (§2.7.7 used_event, §2.7.10 avail_event): whether moving an index from `old`
+ * to `next` passes `event`, i.e. event is in [old, next) modulo 2^16.
+ */
+export function specNeedEvent(event: number, next: number, old: number): boolean {
+  return ((next - event - 1) & INDEX_MASK) < ((next - old) & INDEX_MASK);
+}
 
 /** One buffer of a chain, as the driver sees it. */
 export interface DriverBuffer {
@@ -89,8 +112,8 @@ export class MockSplitQueueDriver {
     readonly layout: QueueLayout,
     options: MockDriverOptions = {},
   ) {
-    const usedRingEnd = layout.usedRing + availEventOffset(layout.size) + EVENT_WORD_SIZE;
-    this.scratchNext = options.scratchBase ?? alignUp(usedRingEnd, VIRTQ_DESC_ALIGN);
+    const usedRingEnd = layout.usedRing + availEventAt(layout.size) + EVENT_WORD_SIZE;
+    this.scratchNext = options.scratchBase ?? alignUp(usedRingEnd, DESC_ALIGN);
   }
 
   /**
@@ -98,9 +121,9 @@ export class MockSplitQueueDriver {
    * the next 4-byte boundary; both event words are always reserved, as Linux does.
    */
   static packedLayout(base: number, size: number): QueueLayout {
-    const descTable = alignUp(base, VIRTQ_DESC_ALIGN);
-    const availRing = descTable + descTableBytes(size);
-    const usedRing = alignUp(availRing + usedEventOffset(size) + EVENT_WORD_SIZE, VIRTQ_USED_ALIGN);
+    const descTable = alignUp(base, DESC_ALIGN);
+    const availRing = descTable + size * DESC_SIZE;
+    const usedRing = alignUp(availRing + usedEventAt(size) + EVENT_WORD_SIZE, USED_ALIGN);
     return { size, descTable, availRing, usedRing };
   }
 
@@ -116,7 +139,7 @@ export class MockSplitQueueDriver {
 
   /** Writes one raw descriptor at `index` of the descriptor table (or of the table at `tableAddress`). */
   writeDescriptor(index: number, descriptor: RawDescriptor, tableAddress = this.layout.descTable): void {
-    const at = tableAddress + index * VIRTQ_DESC_SIZE;
+    const at = tableAddress + index * DESC_SIZE;
     this.memory.writeU64(at + DESC_ADDR, BigInt(descriptor.address));
     this.memory.writeU32(at + DESC_LEN, descriptor.length);
     this.memory.writeU16(at + DESC_FLAGS, descriptor.flags);
@@ -129,7 +152,7 @@ export class MockSplitQueueDriver {
   }
 
   readDescriptor(index: number, tableAddress = this.layout.descTable): RawDescriptor {
-    const at = tableAddress + index * VIRTQ_DESC_SIZE;
+    const at = tableAddress + index * DESC_SIZE;
     return {
       address: this.memory.readU64(at + DESC_ADDR),
       length: this.memory.readU32(at + DESC_LEN),
@@ -152,7 +175,7 @@ export class MockSplitQueueDriver {
 
   /** `bytes` of free RAM from the scratch area, 16-aligned. */
   allocateScratch(bytes: number): number {
-    const address = alignUp(this.scratchNext, VIRTQ_DESC_ALIGN);
+    const address = alignUp(this.scratchNext, DESC_ALIGN);
     if (!this.memory.contains(address, bytes)) {
       throw new RangeError(`no room for 0x${bytes.toString(16)} scratch bytes at 0x${address.toString(16)}`);
     }
@@ -167,16 +190,16 @@ export class MockSplitQueueDriver {
       buffers.map((buffer, i) => ({
         address: buffer.address,
         length: buffer.length,
-        flags: (buffer.writable ? VIRTQ_DESC_F_WRITE : 0) | (i + 1 < buffers.length ? VIRTQ_DESC_F_NEXT : 0),
+        flags: (buffer.writable ? DESC_F_WRITE : 0) | (i + 1 < buffers.length ? DESC_F_NEXT : 0),
         next: i + 1 < buffers.length ? indexes[i + 1]! : 0,
       }));
     let head: number;
     if (options.indirect) {
-      const tableBytes = buffers.length * VIRTQ_DESC_SIZE;
+      const tableBytes = buffers.length * DESC_SIZE;
       const table = options.tableAddress ?? this.allocateScratch(tableBytes);
       this.writeDescriptorTable(table, links(buffers.map((_, i) => i)));
       head = this.allocateDescriptors(1)[0]!;
-      this.writeDescriptor(head, { address: table, length: tableBytes, flags: VIRTQ_DESC_F_INDIRECT, next: 0 });
+      this.writeDescriptor(head, { address: table, length: tableBytes, flags: DESC_F_INDIRECT, next: 0 });
     } else {
       const indexes = this.allocateDescriptors(buffers.length);
       links(indexes).forEach((descriptor, i) => this.writeDescriptor(indexes[i]!, descriptor));
@@ -197,7 +220,7 @@ export class MockSplitQueueDriver {
 
   /** Writes a raw avail ring entry. */
   writeAvailEntry(slot: number, head: number): void {
-    this.memory.writeU16(this.layout.availRing + AVAIL_RING + slot * AVAIL_ENTRY_SIZE, head);
+    this.memory.writeU16(this.layout.availRing + availRingEntry(slot), head);
   }
 
   /** Writes avail.idx (any value, taken modulo 2^16) and makes it the driver's position. */
@@ -215,8 +238,14 @@ export class MockSplitQueueDriver {
     this.memory.writeU16(this.layout.availRing + AVAIL_FLAGS, flags);
   }
 
+  /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT, leaving any other avail flag bit as it is. */
+  setNoInterrupt(on: boolean): void {
+    const flags = this.memory.readU16(this.layout.availRing + AVAIL_FLAGS);
+    this.setAvailFlags(on ? flags | SPEC_VIRTQ_AVAIL_F_NO_INTERRUPT : flags & ~SPEC_VIRTQ_AVAIL_F_NO_INTERRUPT);
+  }
+
   setUsedEvent(value: number): void {
-    this.memory.writeU16(this.layout.availRing + usedEventOffset(this.size), value & INDEX_MASK);
+    this.memory.writeU16(this.layout.availRing + usedEventAt(this.size), value & INDEX_MASK);
   }
 
   // Used ring.
@@ -231,12 +260,12 @@ export class MockSplitQueueDriver {
   }
 
   get availEvent(): number {
-    return this.memory.readU16(this.layout.usedRing + availEventOffset(this.size));
+    return this.memory.readU16(this.layout.usedRing + availEventAt(this.size));
   }
 
   /** The used element at free-running ring position `position`. */
   usedElement(position: number): UsedElement {
-    const at = this.layout.usedRing + USED_RING + (position & (this.size - 1)) * VIRTQ_USED_ELEM_SIZE;
+    const at = this.layout.usedRing + usedRingEntry(position & (this.size - 1));
     return { id: this.memory.readU32(at + USED_ELEM_ID), len: this.memory.readU32(at + USED_ELEM_LEN) };
   }
 
@@ -260,7 +289,7 @@ export class MockSplitQueueDriver {
 
   /** Whether the driver must kick after moving avail.idx from `oldIndex` to `newIndex` (2.7.10). */
   deviceWantsKick(oldIndex: number, newIndex: number, eventIdx: boolean): boolean {
-    if (!eventIdx) return (this.usedFlags & VIRTQ_USED_F_NO_NOTIFY) === 0;
-    return vringNeedEvent(this.availEvent, newIndex & INDEX_MASK, oldIndex & INDEX_MASK);
+    if (!eventIdx) return (this.usedFlags & SPEC_VIRTQ_USED_F_NO_NOTIFY) === 0;
+    return specNeedEvent(this.availEvent, newIndex & INDEX_MASK, oldIndex & INDEX_MASK);
   }
 }

@@ -4,7 +4,7 @@ import { vringNeedEvent } from '../../src/virtio/queue-event-idx.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY } from '../../src/virtio/virtio-constants.js';
 import type { SplitQueue } from '../../src/virtio/queue.js';
 import { BUFFER_BASE, assertQueueError, setupQueue } from './queue-fixture.js';
-import type { MockSplitQueueDriver } from './mock-driver.js';
+import { SPEC_VIRTQ_AVAIL_F_NO_INTERRUPT, type MockSplitQueueDriver } from './mock-driver.js';
 
 function addBuffer(driver: MockSplitQueueDriver): number {
   return driver.addChain([{ address: BUFFER_BASE, length: 16, writable: true }]);
@@ -108,6 +108,43 @@ test('with EVENT_IDX, a notification is due when used.idx passes used_event', ()
   serve(queue, 3);
   assert.is(queue.needsNotification(), true);
   assert.is(queue.needsNotification(), false);
+});
+
+test('with EVENT_IDX, a used_event far ahead holds back every notification until used.idx crosses it', () => {
+  const { driver, queue } = setupQueue({ eventIdx: true, size: 8 });
+  driver.setUsedEvent(1000);
+  const early: boolean[] = [];
+  for (let i = 0; i < 20; i++) {
+    addBuffer(driver);
+    serve(queue, 1);
+    early.push(queue.needsNotification());
+  }
+  assert.ok(early.every((due) => !due), 'none in 20 completions while used_event is ahead');
+  // Moved to the next entry the device will write: the completion writing it is due, once.
+  driver.setUsedEvent(driver.usedIndex);
+  const late: boolean[] = [];
+  for (let i = 0; i < 3; i++) {
+    addBuffer(driver);
+    serve(queue, 1);
+    late.push(queue.needsNotification());
+  }
+  assert.equal(late, [true, false, false]);
+});
+
+test('without EVENT_IDX, completions made under NO_INTERRUPT are not notified late; clearing it restores the next', () => {
+  const { driver, queue } = setupQueue();
+  driver.setNoInterrupt(true);
+  addBuffer(driver);
+  addBuffer(driver);
+  serve(queue, 2);
+  assert.is(queue.needsNotification(), false);
+  driver.setNoInterrupt(false);
+  assert.is(queue.needsNotification(), false, 'clearing the flag alone does not notify what was already checked');
+  addBuffer(driver);
+  serve(queue, 1);
+  assert.is(queue.needsNotification(), true);
+  // The spec's flag value, independently of src: bit 0 of avail.flags.
+  assert.is(VIRTQ_AVAIL_F_NO_INTERRUPT, SPEC_VIRTQ_AVAIL_F_NO_INTERRUPT);
 });
 
 test('with EVENT_IDX the NO_INTERRUPT flag is ignored', () => {
