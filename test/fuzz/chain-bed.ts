@@ -122,6 +122,14 @@ export class ChainBed {
     return { head, buffers };
   }
 
+  /** Offers buffers laid out by the caller (e.g. many descriptors over one buffer); undefined when the ring is full. */
+  postBuffers(buffers: DriverBuffer[], indirect: boolean): PostedChain | undefined {
+    const needed = indirect ? 1 : buffers.length;
+    if (this.descriptors + needed > this.queueSize) return undefined;
+    this.descriptors += needed;
+    return { head: this.driver.addChain(buffers, { indirect }), buffers };
+  }
+
   /** Pops the next chain (into a fresh DescriptorChain). */
   pop(): DescriptorChain | undefined {
     return this.queue.pop();

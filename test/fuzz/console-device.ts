@@ -93,8 +93,8 @@ export function checkConsoleDeviceCase(c: ConsoleDeviceCase): void {
     const address = b.allocate(c.alias.bytes.length)!;
     b.bytes.set(c.alias.bytes, address);
     const buffers = Array.from({ length: c.alias.descriptors }, () => ({ address, length: c.alias!.bytes.length, writable: false }));
-    const head = b.driver.addChain(buffers, { indirect: true });
-    posted.push({ chain: { head, buffers: [buffers[0]!] }, spec: undefined });
+    const chain = b.postBuffers(buffers, true)!;
+    posted.push({ chain: { head: chain.head, buffers: [buffers[0]!] }, spec: undefined });
     expectedOutput = buffers.map(() => c.alias!.bytes);
   }
   for (const spec of c.chains) {

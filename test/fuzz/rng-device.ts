@@ -75,11 +75,11 @@ export function checkRngDeviceCase(c: RngDeviceCase): void {
   const b = bed;
   const posted: Array<{ chain: PostedChain; limit: number }> = [];
   if (c.alias) {
-    // Indirect, so it takes one ring descriptor whatever its length: the bed's own chains keep the rest.
+    // Indirect: one ring descriptor whatever its length, counted by the bed like its own chains.
     const address = b.allocate(c.alias.length)!;
     const buffers = Array.from({ length: c.alias.descriptors }, () => ({ address, length: c.alias!.length, writable: true }));
-    const head = b.driver.addChain(buffers, { indirect: c.alias.indirect });
-    posted.push({ chain: { head, buffers: [buffers[0]!] }, limit: Math.min(c.alias.length * c.alias.descriptors, RNG_MAX_BYTES_PER_REQUEST) });
+    const chain = b.postBuffers(buffers, c.alias.indirect)!;
+    posted.push({ chain: { head: chain.head, buffers: [buffers[0]!] }, limit: Math.min(c.alias.length * c.alias.descriptors, RNG_MAX_BYTES_PER_REQUEST) });
   }
   for (const spec of c.chains) {
     const chain = b.post(spec);
