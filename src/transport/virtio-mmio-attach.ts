@@ -8,7 +8,7 @@ import { nonBlockingEventfd } from '../sys/libc.js';
 import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
 import { startDataPlane, type DataPlane } from './data-plane/data-plane.js';
-import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../virtio/virtio-device.js';
+import type { ConfiguredVirtioDevice } from '../virtio/virtio-device.js';
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
 import { transportFeatures } from './transport-features.js';
@@ -30,11 +30,10 @@ export interface AttachedVirtioDevice {
 export function attachVirtioMmio(
   machine: Machine,
   name: string,
-  device: VirtioDevice,
-  module: VirtioDeviceModule,
+  { description: device, spec }: ConfiguredVirtioDevice,
   slot: MmioSlot,
 ): AttachedVirtioDevice {
-  const queueGroups = dataPlaneQueueGroups(device);
+  const queueGroups = device.dataPlaneQueues;
   const state = VirtioTransportState.create({
     deviceFeatures: transportFeatures(device.features),
     queueMaxSizes: device.queueMaxSizes,
@@ -55,7 +54,7 @@ export function attachVirtioMmio(
     deviceType: device.deviceType,
     controlFds,
     kickFds,
-    writableConfig: device.writableConfig,
+    writableConfig: [],
   };
   machine.addDevice({
     name: `virtio-mmio ${name}`,
@@ -69,7 +68,7 @@ export function attachVirtioMmio(
   });
   const dataPlane = startDataPlane(machine, {
     name,
-    device: module,
+    device: spec,
     state: state.shared,
     queueGroups,
     controlFds,
