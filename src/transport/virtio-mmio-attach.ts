@@ -54,7 +54,6 @@ export function attachVirtioMmio(
     deviceType: device.deviceType,
     controlFds,
     kickFds,
-    writableConfig: [],
   };
   machine.addDevice({
     name: `virtio-mmio ${name}`,

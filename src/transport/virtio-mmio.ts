@@ -55,7 +55,6 @@ export interface VirtioMmioOptions {
   /** One per data-plane thread. */
   readonly controlFds: readonly number[];
   readonly kickFds: readonly number[];
-  readonly writableConfig: ReadonlyArray<readonly [number, number]>;
 }
 
 /** The register logic, independent of the bus (unit-tested directly). */
@@ -110,10 +109,8 @@ export class VirtioMmioRegisters implements BusDevice {
   }
 
   write(offset: number, data: Uint8Array): void {
-    if (offset >= VIRTIO_MMIO_CONFIG) {
-      this.writeConfig(offset - VIRTIO_MMIO_CONFIG, data);
-      return;
-    }
+    // No device offers a driver-writable config field: config writes are ignored (§2.5).
+    if (offset >= VIRTIO_MMIO_CONFIG) return;
     if (data.length !== 4) return;
     const value = dataValue(data);
     const s = this.state;
@@ -163,13 +160,6 @@ export class VirtioMmioRegisters implements BusDevice {
       default:
         break; // read-only or reserved
     }
-  }
-
-  private writeConfig(at: number, data: Uint8Array): void {
-    const allowed = this.options.writableConfig.some(([start, length]) => at >= start && at + data.length <= start + length);
-    if (!allowed) return;
-    this.state.config.set(data, at);
-    this.state.bumpConfigGeneration();
   }
 }
 

@@ -77,7 +77,7 @@ export class VirtioMmioHarness {
     this.resampleFd = fd();
     this.registers = new M.VirtioMmioRegisters(
       this.state,
-      { deviceType: device.deviceType, controlFds: this.controlFds, kickFds: this.kickFds, writableConfig: [] },
+      { deviceType: device.deviceType, controlFds: this.controlFds, kickFds: this.kickFds },
       { controlFds: this.controlFds, log: createDebug(`kvm:harness:${subject.name}`) },
     );
     this.dataPlane = new DataPlane({

@@ -85,7 +85,6 @@ export function attachVirtioPci(
     vectorFds,
     vectorGsis,
     routing: bus.routing,
-    writableConfig: [],
     msixCap,
     pciCfgCap,
     notifyRegistration,
