@@ -1,7 +1,7 @@
 /**
  * Every module the VMM loads by path at run time resolves, even on a host without /dev/kvm
  * (where the tests that would load them by booting a VM are skipped): worker entry points
- * (vCPU, data plane), the bus devices a vCPU thread instantiates by module URL and factory
+ * (vCPU, data plane), the bus device kinds a vCPU thread loads by module URL and export
  * name, and the virtio device kinds a data-plane thread loads by module URL and export name. A path left behind by a move
  * fails here. Each target must also have its source in src/, so a stale file in dist/
  * cannot hide a broken path.
@@ -14,7 +14,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { VIRTIO_DEVICE_KINDS } from '../src/builder/virtio-devices.js';
 import { loadVirtioDeviceKind } from '../src/virtio/virtio-device.js';
 import { addLegacyDevices } from '../src/legacy/index.js';
-import type { DeviceSpec } from '../src/vmm/device.js';
+import { loadBusDeviceKind, type DeviceSpec } from '../src/vmm/device.js';
+import { virtioMmioDevice } from '../src/transport/virtio-mmio.js';
+import { pciConfigPortsDevice, pciMmioWindowDevice } from '../src/transport/pci/pci-root.js';
 import type { Machine } from '../src/vmm/machine.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -37,12 +39,6 @@ function assertBuilt(url: string, what: string): void {
   }
 }
 
-async function assertFactory(url: string, factory: string, what: string): Promise<void> {
-  assertBuilt(url, what);
-  const module = (await import(url)) as Record<string, unknown>;
-  assert.type(module[factory], 'function', `${what}: ${factory} is not exported by ${path.relative(root, fileURLToPath(url))}`);
-}
-
 test("every literal new URL('…', import.meta.url) and import('…') in dist/src resolves", () => {
   const literal = [/new URL\(\s*(['"])([^'"]+)\1\s*,\s*import\.meta\.url\s*\)/g, /\bimport\(\s*(['"])(\.[^'"]+)\1\s*\)/g];
   let checked = 0;
@@ -55,8 +51,9 @@ test("every literal new URL('…', import.meta.url) and import('…') in dist/sr
       }
     }
   }
-  // vCPU worker, data-plane worker, virtio-mmio, virtio-pci, PCI root, the CLI's vm.js and package.json at least.
-  assert.ok(checked >= 7, `only ${checked} run-time module paths found`);
+  // vCPU worker, data-plane worker, virtio-pci (a PCI function), the CLI's vm.js and package.json at
+  // least; device kinds name their own module (import.meta.url) and are checked below.
+  assert.ok(checked >= 5, `only ${checked} run-time module paths found`);
 });
 
 test('each virtio device kind is exported by its module under its name, as a data-plane thread loads it', async () => {
@@ -86,25 +83,35 @@ test('every virtio device kind declared under src/virtio/devices names its own m
   assert.is(kinds, VIRTIO_DEVICE_KINDS.length);
 });
 
+async function assertRefused(load: (ref: { module: string; exportName: string }) => Promise<unknown>, ref: { module: string; exportName: string }): Promise<void> {
+  try {
+    await load(ref);
+    assert.unreachable(`${ref.exportName} loaded`);
+  } catch (error) {
+    assert.instance(error, TypeError);
+    assert.match((error as Error).message, ref.exportName);
+  }
+}
+
 test('a data-plane thread refuses an export that is not the kind it was told of', async () => {
   const [first, second] = VIRTIO_DEVICE_KINDS;
-  for (const ref of [{ module: first.module, exportName: 'noSuchKind' }, { module: first.module, exportName: second.exportName }]) {
-    try {
-      await loadVirtioDeviceKind(ref);
-      assert.unreachable(`${ref.exportName} loaded`);
-    } catch (error) {
-      assert.instance(error, TypeError);
-      assert.match((error as Error).message, ref.exportName);
-    }
-  }
+  await assertRefused(loadVirtioDeviceKind, { module: first.module, exportName: 'noSuchKind' });
+  await assertRefused(loadVirtioDeviceKind, { module: first.module, exportName: second.exportName });
 });
 
-test('each legacy device module a vCPU thread loads exports its factory', async () => {
+test('each bus device kind a vCPU thread loads is exported by its module under its name', async () => {
   const specs: DeviceSpec[] = [];
   const machine = { addDevice: (spec: DeviceSpec) => void specs.push(spec), vm: { fd: -1 } } as unknown as Machine;
   addLegacyDevices(machine, { serialOutputFd: 1, memoryBytes: 64 << 20, highMemoryBytes: 0 });
   assert.ok(specs.length >= 7, `${specs.length} legacy devices`);
-  for (const spec of specs) await assertFactory(spec.module, spec.factory, spec.name);
+  const kinds = [...specs.map((spec) => ({ what: spec.name, ref: spec.kind })), ...[virtioMmioDevice, pciConfigPortsDevice, pciMmioWindowDevice].map((kind) => ({ what: kind.exportName, ref: kind }))];
+  for (const { what, ref } of kinds) {
+    assertBuilt(ref.module, what);
+    const kind = await loadBusDeviceKind({ module: ref.module, exportName: ref.exportName });
+    assert.is(kind.exportName, ref.exportName, what);
+    assert.ok(((await import(ref.module)) as Record<string, unknown>)[ref.exportName] === kind, what);
+  }
+  await assertRefused(loadBusDeviceKind, { module: virtioMmioDevice.module, exportName: 'VIRTIO_MMIO_MAGIC' });
 });
 
 test.run();

@@ -9,7 +9,8 @@ import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
 import { startDataPlane, type DataPlane } from './data-plane/data-plane.js';
 import type { ConfiguredVirtioDevice } from '../virtio/virtio-device.js';
-import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
+import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, virtioMmioDevice } from './virtio-mmio.js';
+import { deviceSpec } from '../vmm/device.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
 import { transportFeatures } from './transport-features.js';
 
@@ -50,21 +51,13 @@ export function attachVirtioMmio(
   const lineFd = nonBlockingEventfd();
   assignIrqfd(vmFd, lineFd, slot.irq);
 
-  const options: VirtioMmioOptions = {
-    deviceType: device.deviceType,
-    controlFds,
-    kickFds,
-  };
-  machine.addDevice({
-    name: `virtio-mmio ${name}`,
-    bus: 'mmio',
-    base: slot.base,
-    length: VIRTIO_MMIO_SIZE,
-    module: new URL('./virtio-mmio.js', import.meta.url).href,
-    factory: 'createVirtioMmio',
-    shared: state.shared,
-    options,
-  });
+  machine.addDevice(
+    deviceSpec(
+      virtioMmioDevice,
+      { name: `virtio-mmio ${name}`, bus: 'mmio', base: slot.base, length: VIRTIO_MMIO_SIZE },
+      { state: state.shared, deviceType: device.deviceType, controlFds, kickFds },
+    ),
+  );
   const dataPlane = startDataPlane(machine, {
     name,
     device: spec,

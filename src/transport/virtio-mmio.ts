@@ -6,7 +6,7 @@
  */
 import type { BusDevice } from '../vmm/bus.js';
 import { dataValue, setDataValue } from '../vmm/bus.js';
-import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice } from '../vmm/device.js';
 import { signalEventfd } from '../sys/libc.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTQ_MAX_SIZE } from '../virtio/virtio-constants.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
@@ -163,11 +163,10 @@ export class VirtioMmioRegisters implements BusDevice {
   }
 }
 
-export const createVirtioMmio: DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => {
-  const options = spec.options as VirtioMmioOptions;
-  const state = new VirtioTransportState(spec.shared!);
-  return new VirtioMmioRegisters(state, options, {
-    controlFds: options.controlFds,
-    log: context.log,
-  });
-};
+/** The register file on the MMIO bus, over the device's shared transport state. */
+export const virtioMmioDevice = defineBusDevice<VirtioMmioOptions & { readonly state: SharedArrayBuffer }>({
+  module: import.meta.url,
+  exportName: 'virtioMmioDevice',
+  create: (options, context) =>
+    new VirtioMmioRegisters(new VirtioTransportState(options.state), options, { controlFds: options.controlFds, log: context.log }),
+});
