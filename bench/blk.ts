@@ -25,7 +25,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openDiskImage } from '../src/disk/disk-image.js';
-import { VirtioBlk } from '../src/virtio/devices/blk/device.js';
+import { virtioBlk } from '../src/virtio/devices/blk/device.js';
+import { configureVirtioDevice } from '../src/virtio/virtio-device.js';
 import type { BlkEngineKind, BlkOptions } from '../src/virtio/devices/blk/options.js';
 import * as V from '../src/virtio/virtio-constants.js';
 import { VirtioMmioHarness } from '../test/helpers/virtio-harness.js';
@@ -141,7 +142,7 @@ async function runMode(file: string, mode: Mode, patterns: readonly Pattern[], s
     engine,
   };
   const h = new VirtioMmioHarness(
-    { name: 'virtio-blk:bench', device: new VirtioBlk(options), module: { module: new URL('../src/virtio/devices/blk/device.js', import.meta.url).href, factory: 'createVirtioBlk', options } },
+    { name: 'virtio-blk:bench', device: configureVirtioDevice(virtioBlk, options) },
     256 * 2 ** 20,
   );
   const rows: Row[] = [];

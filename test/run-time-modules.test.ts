@@ -1,8 +1,8 @@
 /**
  * Every module the VMM loads by path at run time resolves, even on a host without /dev/kvm
  * (where the tests that would load them by booting a VM are skipped): worker entry points
- * (vCPU, data plane), the bus devices a vCPU thread instantiates by module URL and factory
- * name, and the virtio devices a data-plane thread does. A path left behind by a move
+ * (vCPU, data plane), the bus device kinds a vCPU thread loads by module URL and export
+ * name, and the virtio device kinds a data-plane thread loads by module URL and export name. A path left behind by a move
  * fails here. Each target must also have its source in src/, so a stale file in dist/
  * cannot hide a broken path.
  */
@@ -11,9 +11,12 @@ import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { VIRTIO_DEVICE_MODULES, deviceModule } from '../src/builder/virtio-devices.js';
+import { VIRTIO_DEVICE_KINDS } from '../src/builder/virtio-devices.js';
+import { loadVirtioDeviceKind } from '../src/virtio/virtio-device.js';
 import { addLegacyDevices } from '../src/legacy/index.js';
-import type { DeviceSpec } from '../src/vmm/device.js';
+import { loadBusDeviceKind, type DeviceSpec } from '../src/vmm/device.js';
+import { virtioMmioDevice } from '../src/transport/virtio-mmio.js';
+import { pciConfigPortsDevice, pciMmioWindowDevice } from '../src/transport/pci/pci-root.js';
 import type { Machine } from '../src/vmm/machine.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -36,12 +39,6 @@ function assertBuilt(url: string, what: string): void {
   }
 }
 
-async function assertFactory(url: string, factory: string, what: string): Promise<void> {
-  assertBuilt(url, what);
-  const module = (await import(url)) as Record<string, unknown>;
-  assert.type(module[factory], 'function', `${what}: ${factory} is not exported by ${path.relative(root, fileURLToPath(url))}`);
-}
-
 test("every literal new URL('…', import.meta.url) and import('…') in dist/src resolves", () => {
   const literal = [/new URL\(\s*(['"])([^'"]+)\1\s*,\s*import\.meta\.url\s*\)/g, /\bimport\(\s*(['"])(\.[^'"]+)\1\s*\)/g];
   let checked = 0;
@@ -54,23 +51,67 @@ test("every literal new URL('…', import.meta.url) and import('…') in dist/sr
       }
     }
   }
-  // vCPU worker, data-plane worker, virtio-mmio, virtio-pci, PCI root, the CLI's vm.js and package.json at least.
-  assert.ok(checked >= 7, `only ${checked} run-time module paths found`);
+  // vCPU worker, data-plane worker, virtio-pci (a PCI function), the CLI's vm.js and package.json at
+  // least; device kinds name their own module (import.meta.url) and are checked below.
+  assert.ok(checked >= 5, `only ${checked} run-time module paths found`);
 });
 
-test('each virtio device module a data-plane thread loads exports its factory', async () => {
-  for (const kind of Object.keys(VIRTIO_DEVICE_MODULES) as Array<keyof typeof VIRTIO_DEVICE_MODULES>) {
-    const spec = deviceModule(kind, {});
-    await assertFactory(spec.module, spec.factory, `virtio ${kind}`);
+test('each virtio device kind is exported by its module under its name, as a data-plane thread loads it', async () => {
+  assert.ok(VIRTIO_DEVICE_KINDS.length >= 4, `${VIRTIO_DEVICE_KINDS.length} virtio device kinds`);
+  for (const kind of VIRTIO_DEVICE_KINDS) {
+    const what = `virtio ${kind.exportName}`;
+    assertBuilt(kind.module, what);
+    const module = (await import(kind.module)) as Record<string, unknown>;
+    assert.ok(module[kind.exportName] === kind, `${what}: not exported as ${kind.exportName} by ${path.relative(root, fileURLToPath(kind.module))}`);
+    assert.ok((await loadVirtioDeviceKind({ module: kind.module, exportName: kind.exportName })) === kind, `${what}: not what a data-plane thread loads`);
   }
 });
 
-test('each legacy device module a vCPU thread loads exports its factory', async () => {
+test('every virtio device kind declared under src/virtio/devices names its own module and export', async () => {
+  let kinds = 0;
+  for (const file of jsFiles(path.join(distSrc, 'virtio', 'devices'))) {
+    const url = pathToFileURL(file).href;
+    for (const [name, value] of Object.entries((await import(url)) as Record<string, unknown>)) {
+      const kind = value as { module?: unknown; exportName?: unknown; describe?: unknown; create?: unknown };
+      if (typeof value !== 'object' || value === null || typeof kind.describe !== 'function' || typeof kind.create !== 'function') continue;
+      kinds += 1;
+      assert.is(kind.module, url, `${path.relative(root, file)}: ${name} names another module`);
+      assert.is(kind.exportName, name, `${path.relative(root, file)}: ${name} names another export`);
+      assert.ok(VIRTIO_DEVICE_KINDS.some((k) => k === value), `${name} is missing from VIRTIO_DEVICE_KINDS`);
+    }
+  }
+  assert.is(kinds, VIRTIO_DEVICE_KINDS.length);
+});
+
+async function assertRefused(load: (ref: { module: string; exportName: string }) => Promise<unknown>, ref: { module: string; exportName: string }): Promise<void> {
+  try {
+    await load(ref);
+    assert.unreachable(`${ref.exportName} loaded`);
+  } catch (error) {
+    assert.instance(error, TypeError);
+    assert.match((error as Error).message, ref.exportName);
+  }
+}
+
+test('a data-plane thread refuses an export that is not the kind it was told of', async () => {
+  const [first, second] = VIRTIO_DEVICE_KINDS;
+  await assertRefused(loadVirtioDeviceKind, { module: first.module, exportName: 'noSuchKind' });
+  await assertRefused(loadVirtioDeviceKind, { module: first.module, exportName: second.exportName });
+});
+
+test('each bus device kind a vCPU thread loads is exported by its module under its name', async () => {
   const specs: DeviceSpec[] = [];
   const machine = { addDevice: (spec: DeviceSpec) => void specs.push(spec), vm: { fd: -1 } } as unknown as Machine;
   addLegacyDevices(machine, { serialOutputFd: 1, memoryBytes: 64 << 20, highMemoryBytes: 0 });
   assert.ok(specs.length >= 7, `${specs.length} legacy devices`);
-  for (const spec of specs) await assertFactory(spec.module, spec.factory, spec.name);
+  const kinds = [...specs.map((spec) => ({ what: spec.name, ref: spec.kind })), ...[virtioMmioDevice, pciConfigPortsDevice, pciMmioWindowDevice].map((kind) => ({ what: kind.exportName, ref: kind }))];
+  for (const { what, ref } of kinds) {
+    assertBuilt(ref.module, what);
+    const kind = await loadBusDeviceKind({ module: ref.module, exportName: ref.exportName });
+    assert.is(kind.exportName, ref.exportName, what);
+    assert.ok(((await import(ref.module)) as Record<string, unknown>)[ref.exportName] === kind, what);
+  }
+  await assertRefused(loadBusDeviceKind, { module: virtioMmioDevice.module, exportName: 'VIRTIO_MMIO_MAGIC' });
 });
 
 test.run();

@@ -1,21 +1,21 @@
 /**
- * Which virtio devices a VM gets and where: builds each device, attaches it
- * through the chosen transport and returns what the rest of the VM needs
- * (kernel parameters, the console input path).
+ * Which virtio devices a VM gets and where: configures each device (its kind
+ * and options), attaches it through the chosen transport and returns what
+ * the rest of the VM needs (kernel parameters, the console input path).
  */
 import { writeSync } from 'node:fs';
 import { attachVirtioMmio, type AttachedVirtioDevice } from '../transport/virtio-mmio-attach.js';
 import type { TransportKind } from './config.js';
-import { VirtioConsole, type ConsoleOptions } from '../virtio/devices/console.js';
-import { RNG_COUNTERS, VirtioRng, type RngOptions } from '../virtio/devices/rng.js';
+import { virtioConsole, type ConsoleOptions } from '../virtio/devices/console.js';
+import { RNG_COUNTERS, virtioRng, type RngOptions } from '../virtio/devices/rng.js';
 import { DeviceCounters } from '../virtio/device-counters.js';
-import { VirtioNet } from '../virtio/devices/net/device.js';
+import { virtioNet } from '../virtio/devices/net/device.js';
 import type { NetOptions } from '../virtio/devices/net/options.js';
 import { NET_COUNTERS } from '../virtio/devices/net/stats.js';
 import { defaultMac, parseMac, type NetSpec } from '../net/net-spec.js';
 import { openTap } from '../net/tap.js';
-import type { VirtioDevice, VirtioDeviceModule } from '../virtio/virtio-device.js';
-import { VirtioBlk } from '../virtio/devices/blk/device.js';
+import { configureVirtioDevice, type ConfiguredVirtioDevice } from '../virtio/virtio-device.js';
+import { virtioBlk } from '../virtio/devices/blk/device.js';
 import { BLK_COUNTERS, blkDataPlaneQueues } from '../virtio/devices/blk/options.js';
 import { blkOptionsFor } from './blk-options.js';
 import type { DiskImage } from '../disk/disk-image.js';
@@ -50,22 +50,11 @@ export interface VirtioDevices {
   readonly threadCounters: ReadonlyMap<string, () => Array<Readonly<Record<string, number>>>>;
 }
 
-/** Where each virtio device's data-plane thread loads it from: a file under src/virtio/devices and its factory. */
-export const VIRTIO_DEVICE_MODULES = {
-  console: { file: 'console', factory: 'createVirtioConsole' },
-  rng: { file: 'rng', factory: 'createVirtioRng' },
-  net: { file: 'net/device', factory: 'createVirtioNet' },
-  blk: { file: 'blk/device', factory: 'createVirtioBlk' },
-} as const;
-
-export const deviceModule = (kind: keyof typeof VIRTIO_DEVICE_MODULES, options: unknown): VirtioDeviceModule => ({
-  module: new URL(`../virtio/devices/${VIRTIO_DEVICE_MODULES[kind].file}.js`, import.meta.url).href,
-  factory: VIRTIO_DEVICE_MODULES[kind].factory,
-  options,
-});
+/** Every virtio device kind a VM may get (their data-plane threads load them by module and export). */
+export const VIRTIO_DEVICE_KINDS = [virtioConsole, virtioRng, virtioNet, virtioBlk] as const;
 
 export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions): VirtioDevices {
-  const devices: Array<{ name: string; device: VirtioDevice; module: VirtioDeviceModule; attached?: (a: AttachedVirtioDevice) => void }> = [];
+  const devices: Array<{ name: string; device: ConfiguredVirtioDevice; attached?: (a: AttachedVirtioDevice) => void }> = [];
   let consoleInput: ((bytes: Uint8Array) => void) | undefined;
   const counters = new Map<string, () => Readonly<Record<string, number>>>();
   const threadCounters = new Map<string, () => Array<Readonly<Record<string, number>>>>();
@@ -81,7 +70,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     const [readFd, writeFd] = pipe(O_CLOEXEC);
     setNonBlocking(readFd);
     const consoleOptions: ConsoleOptions = { inputFd: readFd, outputFd: options.console.outputFd };
-    devices.push({ name: 'virtio-console', device: new VirtioConsole(consoleOptions), module: deviceModule('console', consoleOptions) });
+    devices.push({ name: 'virtio-console', device: configureVirtioDevice(virtioConsole, consoleOptions) });
     consoleInput = (bytes) => {
       try {
         writeSync(writeFd, bytes);
@@ -92,7 +81,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   }
   if (options.rng) {
     const rngOptions: RngOptions = { counters: countersFor('virtio-rng', RNG_COUNTERS) };
-    devices.push({ name: 'virtio-rng', device: new VirtioRng(rngOptions), module: deviceModule('rng', rngOptions) });
+    devices.push({ name: 'virtio-rng', device: configureVirtioDevice(virtioRng, rngOptions) });
   }
 
   for (const spec of options.net ?? []) {
@@ -107,12 +96,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
       tapOffloads: tap.offloads,
       stats: countersFor(name, NET_COUNTERS),
     };
-    devices.push({
-      name,
-      device: new VirtioNet(netOptions),
-      module: deviceModule('net', netOptions),
-      attached,
-    });
+    devices.push({ name, device: configureVirtioDevice(virtioNet, netOptions), attached });
   }
 
   for (const [i, disk] of (options.disks ?? []).entries()) {
@@ -122,8 +106,7 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
     const blk = { ...blkOptions, counters: countersFor(name, BLK_COUNTERS, threads) };
     devices.push({
       name,
-      device: new VirtioBlk(blk),
-      module: deviceModule('blk', blk),
+      device: configureVirtioDevice(virtioBlk, blk),
       // The image fd must outlive every I/O its data plane may still have in flight.
       attached: releaseAfterDataPlane(machine, () => disk.close()),
     });
@@ -132,18 +115,18 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
   const cmdline: string[] = [];
   const attached: AttachedVirtioDevice[] = [];
   if (options.transport === 'mmio') {
-    devices.forEach(({ name, device, module, attached: onAttached }, i) => {
+    devices.forEach(({ name, device, attached: onAttached }, i) => {
       const irq = DEVICE_IRQS[i];
       if (irq === undefined) throw new TransportError('mmio-full', `too many virtio-mmio devices (at most ${MAX_MMIO_DEVICES})`);
-      const a = attachVirtioMmio(machine, name, device, module, { base: VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE, irq });
+      const a = attachVirtioMmio(machine, name, device, { base: VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_STRIDE, irq });
       onAttached?.(a);
       attached.push(a);
       if (a.cmdline) cmdline.push(a.cmdline);
     });
   } else if (devices.length > 0) {
     const bus = new PciBus(machine);
-    devices.forEach(({ name, device, module, attached: onAttached }, i) => {
-      const a = attachVirtioPci(machine, bus, name, device, module, { irq: DEVICE_IRQS[i % DEVICE_IRQS.length]! });
+    devices.forEach(({ name, device, attached: onAttached }, i) => {
+      const a = attachVirtioPci(machine, bus, name, device, { irq: DEVICE_IRQS[i % DEVICE_IRQS.length]! });
       onAttached?.(a);
       attached.push(a);
     });

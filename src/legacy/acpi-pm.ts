@@ -7,7 +7,7 @@
  */
 import type { BusDevice } from '../vmm/bus.js';
 import { dataValue, setDataValue } from '../vmm/bus.js';
-import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice, type DeviceContext } from '../vmm/device.js';
 import { EXIT_GUEST_RESET, EXIT_POWER_OFF } from '../base/exit-status.js';
 
 export const ACPI_PM_BASE = 0x600;
@@ -75,5 +75,8 @@ export class AcpiPm implements BusDevice {
   }
 }
 
-export const createAcpiPm = ((spec: DeviceSpec, context: DeviceContext): BusDevice =>
-  new AcpiPm(spec.shared!, (exit) => context.requestExit(exit))) satisfies DeviceFactory;
+export const acpiPmDevice = defineBusDevice<{ readonly state: SharedArrayBuffer }>({
+  module: import.meta.url,
+  exportName: 'acpiPmDevice',
+  create: ({ state }, context) => new AcpiPm(state, (exit) => context.requestExit(exit)),
+});

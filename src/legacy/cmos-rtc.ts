@@ -5,7 +5,7 @@
  * firmware would have written.
  */
 import type { BusDevice } from '../vmm/bus.js';
-import type { DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice } from '../vmm/device.js';
 import { SharedLock } from '../vmm/shared-lock.js';
 
 export const CMOS_INDEX_PORT = 0x70;
@@ -142,7 +142,11 @@ class CmosRtc implements BusDevice {
   }
 }
 
-export const createCmosRtc: DeviceFactory = (spec: DeviceSpec) => new CmosRtc(spec.shared!, () => new Date());
+export const cmosRtcDevice = defineBusDevice<{ readonly state: SharedArrayBuffer }>({
+  module: import.meta.url,
+  exportName: 'cmosRtcDevice',
+  create: ({ state }) => new CmosRtc(state, () => new Date()),
+});
 
 /** For tests: a CMOS with a fixed clock. */
 export function cmosWithClock(shared: SharedArrayBuffer, now: () => Date): BusDevice {

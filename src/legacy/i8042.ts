@@ -5,7 +5,7 @@
  * output port's reset bit is written low.
  */
 import type { BusDevice } from '../vmm/bus.js';
-import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice, type DeviceContext } from '../vmm/device.js';
 import { EXIT_GUEST_RESET } from '../base/exit-status.js';
 import { SharedLock } from '../vmm/shared-lock.js';
 
@@ -141,4 +141,8 @@ class I8042 implements BusDevice {
   }
 }
 
-export const createI8042 = ((spec: DeviceSpec, context: DeviceContext): BusDevice => new I8042(spec.shared!, context)) satisfies DeviceFactory;
+export const i8042Device = defineBusDevice<{ readonly state: SharedArrayBuffer }>({
+  module: import.meta.url,
+  exportName: 'i8042Device',
+  create: ({ state }, context) => new I8042(state, context),
+});

@@ -4,7 +4,7 @@
  * panics, which ends the run with status 34.
  */
 import type { BusDevice } from '../vmm/bus.js';
-import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice, type DeviceContext } from '../vmm/device.js';
 import { EXIT_GUEST_PANIC } from '../base/exit-status.js';
 
 export const PVPANIC_PORT = 0x505;
@@ -27,4 +27,8 @@ export class Pvpanic implements BusDevice {
   }
 }
 
-export const createPvpanic = ((_spec: DeviceSpec, context: DeviceContext): BusDevice => new Pvpanic(context)) satisfies DeviceFactory;
+export const pvpanicDevice = defineBusDevice({
+  module: import.meta.url,
+  exportName: 'pvpanicDevice',
+  create: (_options, context) => new Pvpanic(context),
+});

@@ -6,7 +6,7 @@
  * transmit and when ETBEI is turned on, cleared by reading IIR or writing THR.
  */
 import type { BusDevice } from '../vmm/bus.js';
-import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice, type DeviceContext } from '../vmm/device.js';
 import { SharedLock } from '../vmm/shared-lock.js';
 import { writeFully } from '../sys/libc.js';
 
@@ -67,6 +67,8 @@ const CELLS = 16;
 const RX_CAPACITY = 4096;
 
 export interface UartOptions {
+  /** The register file (createUartState), shared by every vCPU thread and the main thread. */
+  readonly state: SharedArrayBuffer;
   readonly irq: number;
   /** Where transmitted bytes go (1 = stdout). */
   readonly outputFd: number;
@@ -249,11 +251,12 @@ class Uart8250 implements BusDevice {
   }
 }
 
-export const createUart8250: DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => {
-  const options = spec.options as UartOptions;
+export const uart8250Device = defineBusDevice<UartOptions>({ module: import.meta.url, exportName: 'uart8250Device', create: createUart8250 });
+
+function createUart8250(options: UartOptions, context: DeviceContext): Uart8250 {
   const byte = new Uint8Array(1);
   const registers = new UartRegisters(
-    spec.shared!,
+    options.state,
     (level) => context.setIrq(options.irq, level),
     (value) => {
       byte[0] = value;
@@ -262,4 +265,4 @@ export const createUart8250: DeviceFactory = (spec: DeviceSpec, context: DeviceC
     },
   );
   return new Uart8250(registers);
-};
+}

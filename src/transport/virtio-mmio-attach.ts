@@ -8,8 +8,9 @@ import { nonBlockingEventfd } from '../sys/libc.js';
 import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
 import { startDataPlane, type DataPlane } from './data-plane/data-plane.js';
-import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../virtio/virtio-device.js';
-import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, type VirtioMmioOptions } from './virtio-mmio.js';
+import type { ConfiguredVirtioDevice } from '../virtio/virtio-device.js';
+import { VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_SIZE, virtioMmioDevice } from './virtio-mmio.js';
+import { deviceSpec } from '../vmm/device.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
 import { transportFeatures } from './transport-features.js';
 
@@ -30,11 +31,10 @@ export interface AttachedVirtioDevice {
 export function attachVirtioMmio(
   machine: Machine,
   name: string,
-  device: VirtioDevice,
-  module: VirtioDeviceModule,
+  { description: device, spec }: ConfiguredVirtioDevice,
   slot: MmioSlot,
 ): AttachedVirtioDevice {
-  const queueGroups = dataPlaneQueueGroups(device);
+  const queueGroups = device.dataPlaneQueues;
   const state = VirtioTransportState.create({
     deviceFeatures: transportFeatures(device.features),
     queueMaxSizes: device.queueMaxSizes,
@@ -51,25 +51,16 @@ export function attachVirtioMmio(
   const lineFd = nonBlockingEventfd();
   assignIrqfd(vmFd, lineFd, slot.irq);
 
-  const options: VirtioMmioOptions = {
-    deviceType: device.deviceType,
-    controlFds,
-    kickFds,
-    writableConfig: device.writableConfig,
-  };
-  machine.addDevice({
-    name: `virtio-mmio ${name}`,
-    bus: 'mmio',
-    base: slot.base,
-    length: VIRTIO_MMIO_SIZE,
-    module: new URL('./virtio-mmio.js', import.meta.url).href,
-    factory: 'createVirtioMmio',
-    shared: state.shared,
-    options,
-  });
+  machine.addDevice(
+    deviceSpec(
+      virtioMmioDevice,
+      { name: `virtio-mmio ${name}`, bus: 'mmio', base: slot.base, length: VIRTIO_MMIO_SIZE },
+      { state: state.shared, deviceType: device.deviceType, controlFds, kickFds },
+    ),
+  );
   const dataPlane = startDataPlane(machine, {
     name,
-    device: module,
+    device: spec,
     state: state.shared,
     queueGroups,
     controlFds,

@@ -6,7 +6,7 @@
  */
 import type { BusDevice } from '../vmm/bus.js';
 import { dataValue, setDataValue } from '../vmm/bus.js';
-import type { DeviceContext, DeviceFactory, DeviceSpec } from '../vmm/device.js';
+import { defineBusDevice } from '../vmm/device.js';
 import { signalEventfd } from '../sys/libc.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTQ_MAX_SIZE } from '../virtio/virtio-constants.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
@@ -55,7 +55,6 @@ export interface VirtioMmioOptions {
   /** One per data-plane thread. */
   readonly controlFds: readonly number[];
   readonly kickFds: readonly number[];
-  readonly writableConfig: ReadonlyArray<readonly [number, number]>;
 }
 
 /** The register logic, independent of the bus (unit-tested directly). */
@@ -110,10 +109,8 @@ export class VirtioMmioRegisters implements BusDevice {
   }
 
   write(offset: number, data: Uint8Array): void {
-    if (offset >= VIRTIO_MMIO_CONFIG) {
-      this.writeConfig(offset - VIRTIO_MMIO_CONFIG, data);
-      return;
-    }
+    // No device offers a driver-writable config field: config writes are ignored (§2.5).
+    if (offset >= VIRTIO_MMIO_CONFIG) return;
     if (data.length !== 4) return;
     const value = dataValue(data);
     const s = this.state;
@@ -164,20 +161,12 @@ export class VirtioMmioRegisters implements BusDevice {
         break; // read-only or reserved
     }
   }
-
-  private writeConfig(at: number, data: Uint8Array): void {
-    const allowed = this.options.writableConfig.some(([start, length]) => at >= start && at + data.length <= start + length);
-    if (!allowed) return;
-    this.state.config.set(data, at);
-    this.state.bumpConfigGeneration();
-  }
 }
 
-export const createVirtioMmio: DeviceFactory = (spec: DeviceSpec, context: DeviceContext) => {
-  const options = spec.options as VirtioMmioOptions;
-  const state = new VirtioTransportState(spec.shared!);
-  return new VirtioMmioRegisters(state, options, {
-    controlFds: options.controlFds,
-    log: context.log,
-  });
-};
+/** The register file on the MMIO bus, over the device's shared transport state. */
+export const virtioMmioDevice = defineBusDevice<VirtioMmioOptions & { readonly state: SharedArrayBuffer }>({
+  module: import.meta.url,
+  exportName: 'virtioMmioDevice',
+  create: (options, context) =>
+    new VirtioMmioRegisters(new VirtioTransportState(options.state), options, { controlFds: options.controlFds, log: context.log }),
+});

@@ -1,11 +1,13 @@
 /**
- * What a virtio device is, independent of its transport. A device object is
- * built from the same plain options on the main thread, to describe itself
- * (type, queues, features, config space) to the transport, and again in each
- * of its data-plane threads (one unless the device splits its queues among
- * several), where it is activated with the queues that thread serves. Its
- * constructor therefore only computes: any host resource (a file,
- * a TAP) is opened by the main thread and passed in the options as an fd.
+ * What a virtio device is, independent of its transport. Each device module
+ * declares one typed handle, its `VirtioDeviceKind` (defineVirtioDevice):
+ * `describe(options)` gives, as plain data, what the device offers (type,
+ * queues, features, config space), from which the main thread builds its
+ * transport; `create(options, share)` builds the device in each of its
+ * data-plane threads (one unless it splits its queues among several), which
+ * load the kind by module URL and export name. A device's options are
+ * therefore plain data: any host resource (a file, a TAP) is opened by the
+ * main thread and passed in them as an fd.
  */
 import type createDebug from 'debug';
 import type { GuestMemory } from '../vmm/guest-memory.js';
@@ -46,34 +48,33 @@ export interface ActivationContext {
   readonly resetEpoch?: number;
 }
 
-export interface VirtioDevice {
+/**
+ * What a device offers its driver, computed from its options alone on the main thread, where the
+ * transport is built from it: plain, structured-cloneable data (rust-vmm's VirtioConfig).
+ */
+export interface VirtioDeviceDescription {
   readonly deviceType: number;
+  /** The largest size of each queue, one entry per queue. */
   readonly queueMaxSizes: readonly number[];
-  /** Device-specific feature bits offered; the virtio core adds VERSION_1, INDIRECT_DESC and EVENT_IDX. */
+  /** Device-specific feature bits offered; the transport adds VERSION_1, INDIRECT_DESC and EVENT_IDX. */
   readonly features: bigint;
-  /** The device configuration space as the driver first reads it. */
-  readonly configSpace: Uint8Array;
-  /** [offset, length] ranges of the configuration space the driver may write. */
-  readonly writableConfig: ReadonlyArray<readonly [number, number]>;
   /**
-   * How the queues are split among data-plane threads: one list of queue indexes per thread.
-   * Without it one thread serves every queue.
+   * The device configuration space as the driver first reads it. Every field a device offers is
+   * read-only to the driver, so the transports ignore config writes (virtio 1.2 §2.5); a device
+   * that needs a writable field (virtio-blk's writeback with CONFIG_WCE) must add that path.
    */
-  readonly dataPlaneQueues?: ReadonlyArray<readonly number[]>;
+  readonly configSpace: Uint8Array;
+  /** How the queues are split among data-plane threads: one list of queue indexes per thread. */
+  readonly dataPlaneQueues: ReadonlyArray<readonly number[]>;
+}
+
+/** A device's behaviour in its data-plane thread; what it offers is its kind's `describe`. */
+export interface VirtioDevice {
   activate(context: ActivationContext): void;
   /** The driver notified this queue (its kick eventfd fired). */
   queueNotified(queueIndex: number): void;
-  /** The driver wrote the configuration space; `config` is the live shared copy. */
-  configWritten?(config: Uint8Array, offset: number, length: number): void;
   /** Back to the state before activation; called on the data-plane thread. */
   reset(): void;
-}
-
-/** Names the ES module and export that build a device from options. */
-export interface VirtioDeviceModule {
-  readonly module: string;
-  readonly factory: string;
-  readonly options: unknown;
 }
 
 /** Which of a device's data-plane threads an instance runs in, and the queues that thread serves. */
@@ -83,9 +84,83 @@ export interface DataPlaneShare {
   readonly queues: readonly number[];
 }
 
-export type VirtioDeviceFactory = (options: unknown, share: DataPlaneShare) => VirtioDevice;
+/** Where a device kind is exported: the module's URL and the export's name (plain data). */
+export interface VirtioDeviceKindRef {
+  readonly module: string;
+  readonly exportName: string;
+}
 
-/** The queue split of `device`'s data-plane threads (one thread for all queues unless it says otherwise). */
-export function dataPlaneQueueGroups(device: Pick<VirtioDevice, 'queueMaxSizes' | 'dataPlaneQueues'>): ReadonlyArray<readonly number[]> {
-  return device.dataPlaneQueues ?? [device.queueMaxSizes.map((_, q) => q)];
+/**
+ * The one typed handle of a virtio device module (see defineVirtioDevice): where it is exported,
+ * what a device with these options offers, and how a data-plane thread builds one.
+ */
+export interface VirtioDeviceKind<Options> extends VirtioDeviceKindRef {
+  /** Pure and cheap: the main thread describes a device without building it. */
+  describe(options: Options): VirtioDeviceDescription;
+  create(options: Options, share: DataPlaneShare): VirtioDevice;
+}
+
+export interface VirtioDeviceDefinition<Options> {
+  /** `import.meta.url` of the module that exports the kind under `exportName`. */
+  readonly module: string;
+  readonly exportName: string;
+  /** Without `dataPlaneQueues`, one thread serves every queue. */
+  describe(options: Options): Omit<VirtioDeviceDescription, 'dataPlaneQueues'> & Partial<Pick<VirtioDeviceDescription, 'dataPlaneQueues'>>;
+  create(options: Options, share: DataPlaneShare): VirtioDevice;
+}
+
+/**
+ * Declares a device module's kind, once, as `export const <exportName> = defineVirtioDevice({ module:
+ * import.meta.url, exportName: '<exportName>', … })` (test/run-time-modules.test.ts checks that
+ * importing `module` gives this very object under `exportName`).
+ */
+export function defineVirtioDevice<Options>(definition: VirtioDeviceDefinition<Options>): VirtioDeviceKind<Options> {
+  return {
+    module: definition.module,
+    exportName: definition.exportName,
+    describe(options) {
+      const { deviceType, queueMaxSizes, features, configSpace, dataPlaneQueues } = definition.describe(options);
+      return { deviceType, queueMaxSizes, features, configSpace, dataPlaneQueues: dataPlaneQueues ?? [queueMaxSizes.map((_, q) => q)] };
+    },
+    create: (options, share) => definition.create(options, share),
+  };
+}
+
+/** What a data-plane thread is told to build: plain data, crossing to it by structured clone. */
+export interface VirtioDeviceSpec {
+  readonly kind: VirtioDeviceKindRef;
+  /** The options `kind` was configured with (configureVirtioDevice typed them). */
+  readonly options: unknown;
+}
+
+/** A device ready to be put on a transport: what it offers, and what its data-plane threads build. */
+export interface ConfiguredVirtioDevice {
+  readonly description: VirtioDeviceDescription;
+  readonly spec: VirtioDeviceSpec;
+}
+
+/** The only way to a VirtioDeviceSpec: `options` are checked against `kind` here, at compile time. */
+export function configureVirtioDevice<Options>(kind: VirtioDeviceKind<Options>, options: Options): ConfiguredVirtioDevice {
+  return { description: kind.describe(options), spec: { kind: { module: kind.module, exportName: kind.exportName }, options } };
+}
+
+/** The kind `ref` names, from its module (its export must be the kind defined with that module and name). */
+export async function loadVirtioDeviceKind(ref: VirtioDeviceKindRef): Promise<VirtioDeviceKind<unknown>> {
+  const exported = ((await import(ref.module)) as Record<string, unknown>)[ref.exportName];
+  const kind = (typeof exported === 'object' && exported !== null ? exported : {}) as Partial<VirtioDeviceKind<unknown>>;
+  if (typeof kind.describe !== 'function' || typeof kind.create !== 'function' || kind.module !== ref.module || kind.exportName !== ref.exportName) {
+    throw new TypeError(`${ref.module} does not export a virtio device kind as ${ref.exportName}`);
+  }
+  return kind as VirtioDeviceKind<unknown>;
+}
+
+/**
+ * Builds the device a spec names, in a data-plane thread. The options arrive here as `unknown`
+ * through structured clone; they were typed against this same kind by configureVirtioDevice on the
+ * sending side (clone keeps plain data, fd numbers and SharedArrayBuffers as they were), so this
+ * is the one place that takes them back as the kind's own.
+ */
+export async function createVirtioDevice(spec: VirtioDeviceSpec, share: DataPlaneShare): Promise<VirtioDevice> {
+  const kind = await loadVirtioDeviceKind(spec.kind);
+  return kind.create(spec.options, share);
 }

@@ -6,7 +6,7 @@
 import createDebug from 'debug';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Bus } from './bus.js';
-import type { DeviceContext, DeviceFactory } from './device.js';
+import { createBusDevice, type DeviceContext } from './device.js';
 import { EXIT_GUEST_CRASH, EXIT_HOST_ERROR, type VmExit } from '../base/exit-status.js';
 import { handleExit } from './exits.js';
 import { memoryFromRegions } from './guest-ram.js';
@@ -70,12 +70,8 @@ async function main(): Promise<void> {
       },
       log,
     };
-    const modules = await Promise.all(start.devices.map((spec) => import(spec.module) as Promise<Record<string, DeviceFactory>>));
-    for (const [i, spec] of start.devices.entries()) {
-      const factory = modules[i]![spec.factory];
-      if (typeof factory !== 'function') throw new Error(`device ${spec.name}: ${spec.module} has no ${spec.factory}`);
-      (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, await factory(spec, context));
-    }
+    const devices = await Promise.all(start.devices.map((spec) => createBusDevice(spec, context)));
+    for (const [i, spec] of start.devices.entries()) (spec.bus === 'pio' ? pio : mmio).insert(spec.base, spec.length, spec.name, devices[i]!);
     const recovery = new EmulationFailureRecovery(vcpu);
     const exitContext = {
       pio,

@@ -3,17 +3,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CONSOLE_QUEUES, NET_QUEUES, RNG_QUEUES, checkDevicesFit, MAX_MMIO_DEVICES, MAX_PCI_DEVICES } from '../../src/builder/device-placement.js';
 import { TransportError } from '../../src/transport/transport-error.js';
-import { VirtioConsole } from '../../src/virtio/devices/console.js';
-import { VirtioNet } from '../../src/virtio/devices/net/device.js';
-import { VirtioRng } from '../../src/virtio/devices/rng.js';
-import { VirtioBlk } from '../../src/virtio/devices/blk/device.js';
+import { virtioConsole } from '../../src/virtio/devices/console.js';
+import { virtioNet } from '../../src/virtio/devices/net/device.js';
+import { virtioRng } from '../../src/virtio/devices/rng.js';
+import { virtioBlk } from '../../src/virtio/devices/blk/device.js';
 import { MAX_MSI_ROUTES } from '../../src/vmm/irq-routing.js';
 
 test('queue counts match the devices', () => {
-  assert.is(new VirtioConsole({ inputFd: -1, outputFd: -1 }).queueMaxSizes.length, CONSOLE_QUEUES);
-  assert.is(new VirtioRng({}).queueMaxSizes.length, RNG_QUEUES);
-  assert.is(new VirtioNet({ name: 't', tapFds: [-1], mac: [2, 0, 0, 0, 0, 1], tapOffloads: 0 }).queueMaxSizes.length, NET_QUEUES);
-  const blk = new VirtioBlk({ name: 'vda', fd: -1, sizeBytes: 4096, readOnly: true, direct: false, blockDevice: false, serial: 's', queues: 5, engine: 'sync' });
+  assert.is(virtioConsole.describe({ inputFd: -1, outputFd: -1 }).queueMaxSizes.length, CONSOLE_QUEUES);
+  assert.is(virtioRng.describe({}).queueMaxSizes.length, RNG_QUEUES);
+  assert.is(virtioNet.describe({ name: 't', tapFds: [-1], mac: [2, 0, 0, 0, 0, 1], tapOffloads: 0 }).queueMaxSizes.length, NET_QUEUES);
+  const blk = virtioBlk.describe({ name: 'vda', fd: -1, sizeBytes: 4096, readOnly: true, direct: false, blockDevice: false, serial: 's', queues: 5, engine: 'sync' });
   assert.is(blk.queueMaxSizes.length, 5);
 });
 

@@ -24,7 +24,7 @@ import {
   signalEventfd,
 } from '../../src/sys/libc.js';
 import { DataPlane } from '../../src/transport/data-plane/data-plane.js';
-import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../src/virtio/virtio-device.js';
+import type { ConfiguredVirtioDevice } from '../../src/virtio/virtio-device.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 import * as M from '../../src/transport/virtio-mmio.js';
 import { VirtioTransportState } from '../../src/transport/virtio-transport-state.js';
@@ -33,8 +33,7 @@ import { MockSplitQueueDriver } from '../virtio/mock-driver.js';
 
 export interface HarnessDevice {
   readonly name: string;
-  readonly device: VirtioDevice;
-  readonly module: VirtioDeviceModule;
+  readonly device: ConfiguredVirtioDevice;
 }
 
 /** Rings live in the first MiB; buffers are handed out above it. */
@@ -62,8 +61,8 @@ export class VirtioMmioHarness {
     const hostAddress = mapGuestRam(memoryBytes);
     this.region = { guestBase: 0, size: memoryBytes, hostAddress };
     this.memory = memoryFromRegions([this.region]);
-    const { device } = subject;
-    const queueGroups = dataPlaneQueueGroups(device);
+    const device = subject.device.description;
+    const queueGroups = device.dataPlaneQueues;
     this.state = VirtioTransportState.create({
       deviceFeatures: transportFeatures(device.features),
       queueMaxSizes: device.queueMaxSizes,
@@ -78,12 +77,12 @@ export class VirtioMmioHarness {
     this.resampleFd = fd();
     this.registers = new M.VirtioMmioRegisters(
       this.state,
-      { deviceType: device.deviceType, controlFds: this.controlFds, kickFds: this.kickFds, writableConfig: device.writableConfig },
+      { deviceType: device.deviceType, controlFds: this.controlFds, kickFds: this.kickFds },
       { controlFds: this.controlFds, log: createDebug(`kvm:harness:${subject.name}`) },
     );
     this.dataPlane = new DataPlane({
       name: subject.name,
-      device: subject.module,
+      device: subject.device.spec,
       state: this.state.shared,
       regions: [this.region],
       queueGroups,

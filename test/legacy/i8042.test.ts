@@ -1,15 +1,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testDeviceContext } from '../helpers/device-context.js';
-import { I8042_COMMAND_PORT, I8042_DATA_PORT, createI8042, createI8042State } from '../../src/legacy/i8042.js';
+import { I8042_COMMAND_PORT, I8042_DATA_PORT, createI8042State, i8042Device } from '../../src/legacy/i8042.js';
 import type { VmExit } from '../../src/base/exit-status.js';
+import type { BusDevice } from '../../src/vmm/bus.js';
 
 const COMMAND = I8042_COMMAND_PORT - I8042_DATA_PORT;
 
 function controller() {
   const exits: VmExit[] = [];
   const context = testDeviceContext(exits);
-  const dev = createI8042({ name: 'i8042', bus: 'pio', base: 0x60, length: 5, module: '', factory: '', shared: createI8042State() }, context);
+  const dev = i8042Device.create({ state: createI8042State() }, context) as BusDevice;
   const byte = new Uint8Array(1);
   return {
     exits,

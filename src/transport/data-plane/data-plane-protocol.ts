@@ -1,12 +1,13 @@
 /** What a data-plane thread is started with (all plain data and fd numbers). */
 import type { RegionDescriptor } from '../../vmm/guest-memory.js';
 import type { InterruptFds } from '../virtio-interrupt.js';
-import type { VirtioDeviceModule } from '../../virtio/virtio-device.js';
+import type { VirtioDeviceSpec } from '../../virtio/virtio-device.js';
 
 export interface DataPlaneWorkerData {
   /** For logs: the device's name, with the thread's index when the device has several. */
   readonly name: string;
-  readonly device: VirtioDeviceModule;
+  /** The device this thread builds (its kind and options). */
+  readonly device: VirtioDeviceSpec;
   /** The device's VirtioTransportState SharedArrayBuffer. */
   readonly state: SharedArrayBuffer;
   readonly regions: readonly RegionDescriptor[];

@@ -25,7 +25,7 @@ import {
   VIRTIO_F_RING_INDIRECT_DESC,
   featureBit,
 } from '../../virtio/virtio-constants.js';
-import type { DataPlaneHost, VirtioDevice, VirtioDeviceFactory } from '../../virtio/virtio-device.js';
+import { createVirtioDevice, type DataPlaneHost } from '../../virtio/virtio-device.js';
 
 const TOKEN_CONTROL = 0;
 const TOKEN_RESAMPLE = 1;
@@ -41,8 +41,7 @@ async function main(): Promise<void> {
   const state = new VirtioTransportState(data.state);
   const memory = memoryFromRegions(data.regions);
   const interrupt = new TransportInterrupt(state, data.interrupt);
-  const module = (await import(data.device.module)) as Record<string, VirtioDeviceFactory>;
-  const device: VirtioDevice = module[data.device.factory]!(data.device.options, { thread: data.thread, queues: data.queues });
+  const device = await createVirtioDevice(data.device, { thread: data.thread, queues: data.queues });
   const served = new Set(data.queues);
 
   const epfd = epollCreate();

@@ -10,14 +10,14 @@ import type { RegionDescriptor } from '../../vmm/guest-memory.js';
 import type { InterruptFds } from '../virtio-interrupt.js';
 import { VirtioTransportState } from '../virtio-transport-state.js';
 import type { DataPlaneWorkerData } from './data-plane-protocol.js';
-import type { VirtioDeviceModule } from '../../virtio/virtio-device.js';
+import type { VirtioDeviceSpec } from '../../virtio/virtio-device.js';
 
 export interface DataPlaneSpec {
   readonly name: string;
-  readonly device: VirtioDeviceModule;
+  readonly device: VirtioDeviceSpec;
   readonly state: SharedArrayBuffer;
   readonly regions: readonly RegionDescriptor[];
-  /** The queues of each thread (see dataPlaneQueueGroups). */
+  /** The queues of each thread (VirtioDeviceDescription.dataPlaneQueues). */
   readonly queueGroups: ReadonlyArray<readonly number[]>;
   /** One control eventfd per thread, the same the transport signals. */
   readonly controlFds: readonly number[];

@@ -22,7 +22,8 @@ import {
   PCI_VENDOR_ID_INTEL,
 } from './pci-constants.js';
 import type { PciFunctionDescriptor } from './pci-function.js';
-import type { PciRootOptions } from './pci-root.js';
+import { pciConfigPortsDevice, pciMmioWindowDevice, type PciRootOptions } from './pci-root.js';
+import { deviceSpec } from '../../vmm/device.js';
 import { TransportError } from '../transport-error.js';
 
 export class PciBus {
@@ -75,25 +76,12 @@ export class PciBus {
       addressLatch: new SharedArrayBuffer(4),
       windowBase: PCI_MMIO_WINDOW_START,
     };
-    const module = new URL('./pci-root.js', import.meta.url).href;
     // The same options object in both specs: each vCPU thread loads the functions once.
-    this.machine.addDevice({
-      name: 'pci config (0xcf8)',
-      bus: 'pio',
-      base: PCI_CONFIG_ADDRESS_PORT,
-      length: PCI_CONFIG_PORT_COUNT,
-      module,
-      factory: 'createPciConfigPorts',
-      options,
-    });
-    this.machine.addDevice({
-      name: 'pci mmio window',
-      bus: 'mmio',
-      base: PCI_MMIO_WINDOW_START,
-      length: PCI_MMIO_WINDOW_SIZE,
-      module,
-      factory: 'createPciMmioWindow',
-      options,
-    });
+    this.machine.addDevice(
+      deviceSpec(pciConfigPortsDevice, { name: 'pci config (0xcf8)', bus: 'pio', base: PCI_CONFIG_ADDRESS_PORT, length: PCI_CONFIG_PORT_COUNT }, options),
+    );
+    this.machine.addDevice(
+      deviceSpec(pciMmioWindowDevice, { name: 'pci mmio window', bus: 'mmio', base: PCI_MMIO_WINDOW_START, length: PCI_MMIO_WINDOW_SIZE }, options),
+    );
   }
 }

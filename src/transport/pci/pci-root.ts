@@ -6,7 +6,7 @@
  */
 import type { BusDevice } from '../../vmm/bus.js';
 import { dataValue, setDataValue } from '../../vmm/bus.js';
-import type { DeviceContext, DeviceSpec } from '../../vmm/device.js';
+import { defineBusDevice, type DeviceContext } from '../../vmm/device.js';
 import { PciConfigSpace } from './pci-config.js';
 import { PCI_CONFIG_ADDRESS_ENABLE } from './pci-constants.js';
 import type { PciFunctionDescriptor, PciFunctionFactory, PciFunctionHandler } from './pci-function.js';
@@ -131,12 +131,15 @@ function functionsFor(options: PciRootOptions, context: DeviceContext): Promise<
   return p;
 }
 
-export async function createPciConfigPorts(spec: DeviceSpec, context: DeviceContext): Promise<BusDevice> {
-  const options = spec.options as PciRootOptions;
+export async function createPciConfigPorts(options: PciRootOptions, context: DeviceContext): Promise<BusDevice> {
   return new PciConfigPorts(options, await functionsFor(options, context));
 }
 
-export async function createPciMmioWindow(spec: DeviceSpec, context: DeviceContext): Promise<BusDevice> {
-  const options = spec.options as PciRootOptions;
+export async function createPciMmioWindow(options: PciRootOptions, context: DeviceContext): Promise<BusDevice> {
   return new PciMmioWindow(options, await functionsFor(options, context));
 }
+
+/** Configuration mechanism #1 (ports 0xCF8–0xCFF). */
+export const pciConfigPortsDevice = defineBusDevice<PciRootOptions>({ module: import.meta.url, exportName: 'pciConfigPortsDevice', create: createPciConfigPorts });
+/** The MMIO window the functions' BARs live in. */
+export const pciMmioWindowDevice = defineBusDevice<PciRootOptions>({ module: import.meta.url, exportName: 'pciMmioWindowDevice', create: createPciMmioWindow });

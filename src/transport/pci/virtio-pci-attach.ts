@@ -10,7 +10,7 @@ import { nonBlockingEventfd } from '../../sys/libc.js';
 import type { Machine } from '../../vmm/machine.js';
 import { startDataPlane } from '../data-plane/data-plane.js';
 import { VIRTIO_ID_CONSOLE } from '../../virtio/virtio-constants.js';
-import { dataPlaneQueueGroups, type VirtioDevice, type VirtioDeviceModule } from '../../virtio/virtio-device.js';
+import type { ConfiguredVirtioDevice, VirtioDeviceDescription } from '../../virtio/virtio-device.js';
 import { transportFeatures } from '../transport-features.js';
 import type { AttachedVirtioDevice } from '../virtio-mmio-attach.js';
 import { MSIX_VECTOR_CTRL_MASKBIT, VirtioTransportState } from '../virtio-transport-state.js';
@@ -41,13 +41,12 @@ export function attachVirtioPci(
   machine: Machine,
   bus: PciBus,
   name: string,
-  device: VirtioDevice,
-  module: VirtioDeviceModule,
+  { description: device, spec }: ConfiguredVirtioDevice,
   wiring: { irq: number },
 ): AttachedVirtioDevice {
   const queues = device.queueMaxSizes.length;
   const msixVectors = L.virtioPciMsixVectors(queues);
-  const queueGroups = dataPlaneQueueGroups(device);
+  const queueGroups = device.dataPlaneQueues;
   const state = VirtioTransportState.create({
     deviceFeatures: transportFeatures(device.features),
     queueMaxSizes: device.queueMaxSizes,
@@ -86,7 +85,6 @@ export function attachVirtioPci(
     vectorFds,
     vectorGsis,
     routing: bus.routing,
-    writableConfig: device.writableConfig,
     msixCap,
     pciCfgCap,
     notifyRegistration,
@@ -101,7 +99,7 @@ export function attachVirtioPci(
   });
   const dataPlane = startDataPlane(machine, {
     name,
-    device: module,
+    device: spec,
     state: state.shared,
     queueGroups,
     controlFds,
@@ -119,7 +117,7 @@ export interface VirtioPciConfigLayout {
 
 /** The configuration space of a modern virtio-pci function (pure: no KVM, unit-tested). */
 export function buildVirtioPciConfig(
-  device: Pick<VirtioDevice, 'deviceType' | 'queueMaxSizes' | 'configSpace'>,
+  device: Pick<VirtioDeviceDescription, 'deviceType' | 'queueMaxSizes' | 'configSpace'>,
   placement: { barAddress: number; irq: number; msixVectors: number },
 ): VirtioPciConfigLayout {
   const queues = device.queueMaxSizes.length;

@@ -27,7 +27,6 @@ export interface VirtioPciOptions {
   readonly vectorFds: readonly number[];
   readonly vectorGsis: readonly number[];
   readonly routing: SharedArrayBuffer;
-  readonly writableConfig: ReadonlyArray<readonly [number, number]>;
   /** Configuration-space offsets of our capabilities. */
   readonly msixCap: number;
   readonly pciCfgCap: number;
@@ -111,16 +110,14 @@ export class VirtioPciFunction implements PciFunctionHandler {
     } else data.fill(0);
   }
 
+  /**
+   * Writes to the device configuration (VIRTIO_PCI_DEVICE_OFFSET) are ignored, like those to the
+   * ISR: no device offers a field the driver may write (§2.5).
+   */
   barWrite(_bar: number, offset: number, data: Uint8Array): void {
     const value = dataValue(data);
     if (offset < L.VIRTIO_PCI_COMMON_OFFSET + L.VIRTIO_PCI_COMMON_SIZE) this.writeCommon(offset, data.length, value);
-    else if (offset >= L.VIRTIO_PCI_DEVICE_OFFSET && offset < L.VIRTIO_PCI_DEVICE_OFFSET + L.VIRTIO_PCI_DEVICE_SIZE) {
-      const at = offset - L.VIRTIO_PCI_DEVICE_OFFSET;
-      if (this.options.writableConfig.some(([s, n]) => at >= s && at + data.length <= s + n)) {
-        this.state.config.set(data, at);
-        this.state.bumpConfigGeneration();
-      }
-    } else if (offset >= L.VIRTIO_PCI_NOTIFY_OFFSET && offset < L.VIRTIO_PCI_NOTIFY_OFFSET + L.VIRTIO_PCI_NOTIFY_SIZE) {
+    else if (offset >= L.VIRTIO_PCI_NOTIFY_OFFSET && offset < L.VIRTIO_PCI_NOTIFY_OFFSET + L.VIRTIO_PCI_NOTIFY_SIZE) {
       // Normally caught by the queue's ioeventfd in the kernel; forwarded when it was not.
       const q = (offset - L.VIRTIO_PCI_NOTIFY_OFFSET) / L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
       if (Number.isInteger(q) && q < this.options.kickFds.length) signalEventfd(this.options.kickFds[q]!);

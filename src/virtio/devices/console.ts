@@ -8,7 +8,7 @@
 import type { DescriptorChain } from '../descriptor-chain.js';
 import { bytesReadable, readFd, writeFully } from '../../sys/libc.js';
 import { VIRTIO_ID_CONSOLE } from '../virtio-constants.js';
-import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
+import { defineVirtioDevice, type ActivationContext, type VirtioDevice } from '../virtio-device.js';
 import { WAKEUP_BYTE_BUDGET } from './drain.js';
 
 export const CONSOLE_RECEIVEQ = 0;
@@ -24,11 +24,6 @@ export interface ConsoleOptions {
 }
 
 export class VirtioConsole implements VirtioDevice {
-  readonly deviceType = VIRTIO_ID_CONSOLE;
-  readonly queueMaxSizes = [CONSOLE_QUEUE_SIZE, CONSOLE_QUEUE_SIZE];
-  readonly features = 0n;
-  readonly configSpace = new Uint8Array(CONSOLE_CONFIG_SIZE);
-  readonly writableConfig = [];
   private context: ActivationContext | undefined;
   private watchingInput = false;
   private inputEnded = false;
@@ -36,9 +31,7 @@ export class VirtioConsole implements VirtioDevice {
   /** The output chain being written, when a wake-up's budget ran out in the middle of it. */
   private txChain: { readonly chain: DescriptorChain; readonly views: Uint8Array[]; view: number; offset: number } | undefined;
 
-  constructor(private readonly options: ConsoleOptions) {
-    new DataView(this.configSpace.buffer).setUint32(4, 1, true); // max_nr_ports (meaningful with MULTIPORT only)
-  }
+  constructor(private readonly options: ConsoleOptions) {}
 
   activate(context: ActivationContext): void {
     this.context = context;
@@ -176,4 +169,14 @@ export class VirtioConsole implements VirtioDevice {
   }
 }
 
-export const createVirtioConsole: VirtioDeviceFactory = (options) => new VirtioConsole(options as ConsoleOptions);
+/** One port (no MULTIPORT, no SIZE): receiveq and transmitq, and a configuration space the driver ignores. */
+export const virtioConsole = defineVirtioDevice<ConsoleOptions>({
+  module: import.meta.url,
+  exportName: 'virtioConsole',
+  describe: () => {
+    const configSpace = new Uint8Array(CONSOLE_CONFIG_SIZE);
+    new DataView(configSpace.buffer).setUint32(4, 1, true); // max_nr_ports (meaningful with MULTIPORT only)
+    return { deviceType: VIRTIO_ID_CONSOLE, queueMaxSizes: [CONSOLE_QUEUE_SIZE, CONSOLE_QUEUE_SIZE], features: 0n, configSpace };
+  },
+  create: (options) => new VirtioConsole(options),
+});

@@ -5,7 +5,7 @@
  */
 import { webcrypto } from 'node:crypto';
 import { VIRTIO_ID_RNG } from '../virtio-constants.js';
-import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../virtio-device.js';
+import { defineVirtioDevice, type ActivationContext, type VirtioDevice } from '../virtio-device.js';
 import { DeviceCounters } from '../device-counters.js';
 import { drainQueue } from './drain.js';
 import type { DescriptorChain } from '../descriptor-chain.js';
@@ -29,11 +29,6 @@ export interface RngOptions {
 }
 
 export class VirtioRng implements VirtioDevice {
-  readonly deviceType = VIRTIO_ID_RNG;
-  readonly queueMaxSizes = [RNG_QUEUE_SIZE];
-  readonly features = 0n;
-  readonly configSpace = new Uint8Array(0);
-  readonly writableConfig = [];
   private context: ActivationContext | undefined;
   readonly counters: DeviceCounters<RngCounter>;
 
@@ -71,5 +66,11 @@ export class VirtioRng implements VirtioDevice {
   }
 }
 
-export const createVirtioRng: VirtioDeviceFactory = (options) => new VirtioRng(options as RngOptions);
+/** One request queue, no device features, no configuration space. */
+export const virtioRng = defineVirtioDevice<RngOptions>({
+  module: import.meta.url,
+  exportName: 'virtioRng',
+  describe: () => ({ deviceType: VIRTIO_ID_RNG, queueMaxSizes: [RNG_QUEUE_SIZE], features: 0n, configSpace: new Uint8Array(0) }),
+  create: (options) => new VirtioRng(options),
+});
 

@@ -2,14 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
-import { RNG_COUNTERS, VirtioRng } from '../../../src/virtio/devices/rng.js';
+import { RNG_COUNTERS, virtioRng } from '../../../src/virtio/devices/rng.js';
+import { configureVirtioDevice } from '../../../src/virtio/virtio-device.js';
 import { DeviceCounters } from '../../../src/virtio/device-counters.js';
 import * as M from '../../../src/transport/virtio-mmio.js';
 
 function rngHarness(): VirtioMmioHarness {
   const options = { counters: new DeviceCounters(RNG_COUNTERS).shared };
-  const module = { module: new URL('../../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options };
-  return new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(options), module });
+  return new VirtioMmioHarness({ name: 'virtio-rng', device: configureVirtioDevice(virtioRng, options) });
 }
 
 /** The promise's value, or a failure naming `what` after `ms`. */

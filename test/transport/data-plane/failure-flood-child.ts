@@ -4,14 +4,14 @@
  * what the thread wrote to stderr. argv: rounds.
  */
 import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
-import { VirtioRng } from '../../../src/virtio/devices/rng.js';
+import { virtioRng } from '../../../src/virtio/devices/rng.js';
+import { configureVirtioDevice } from '../../../src/virtio/virtio-device.js';
 import * as V from '../../../src/virtio/virtio-constants.js';
 import * as M from '../../../src/transport/virtio-mmio.js';
 
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 300);
-  const module = { module: new URL('../../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options: {} };
-  const h = new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(), module });
+  const h = new VirtioMmioHarness({ name: 'virtio-rng', device: configureVirtioDevice(virtioRng, {}) });
   await h.ready();
   let failed = 0;
   for (let i = 0; i < rounds; i++) {

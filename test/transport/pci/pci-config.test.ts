@@ -53,10 +53,9 @@ async function root() {
     addressLatch: new SharedArrayBuffer(4),
     windowBase: C.PCI_MMIO_WINDOW_START,
   };
-  const spec = { name: 'pci', bus: 'pio' as const, base: 0xcf8, length: 8, module: '', factory: '', options };
   return {
-    ports: await createPciConfigPorts(spec, context),
-    window: await createPciMmioWindow({ ...spec, bus: 'mmio' }, context),
+    ports: await createPciConfigPorts(options, context),
+    window: await createPciMmioWindow(options, context),
   };
 }
 

@@ -33,7 +33,6 @@ function setup(barAddress = BAR, ioeventfd?: IoeventfdRegistrar) {
     vectorFds: [fd(), fd(), fd()],
     vectorGsis: [24, 25, 26],
     routing: createIrqRoutingState(),
-    writableConfig: [],
     msixCap,
     pciCfgCap,
     notifyRegistration: createNotifyRegistration(barAddress, 2),
@@ -121,13 +120,18 @@ test('common config: feature windows, queue fields, notify offsets, vectors', ()
   assert.is(state.queue(1).size, 16);
 });
 
-test('ISR reads clear it; device config reads come from the shared bytes', () => {
+test('ISR reads clear it; device config reads come from the shared bytes, writes are ignored', () => {
   const { bar, state } = setup();
   state.raiseIsr(V.VIRTIO_ISR_QUEUE);
   assert.is(bar.read(L.VIRTIO_PCI_ISR_OFFSET, 1), 1);
   assert.is(bar.read(L.VIRTIO_PCI_ISR_OFFSET, 1), 0);
   assert.is(bar.read(L.VIRTIO_PCI_DEVICE_OFFSET, 2), 80);
   assert.is(bar.read(L.VIRTIO_PCI_DEVICE_OFFSET + 2, 2), 25);
+  const generation = state.configGeneration;
+  bar.write(L.VIRTIO_PCI_DEVICE_OFFSET, 0xffff, 2);
+  bar.write(L.VIRTIO_PCI_DEVICE_OFFSET + 4, 0xffffffff, 4);
+  assert.equal(Array.from(state.config), [80, 0, 25, 0, 1, 0, 0, 0]);
+  assert.is(state.configGeneration, generation);
 });
 
 test('notify writes that reach userspace kick the queue eventfd', () => {

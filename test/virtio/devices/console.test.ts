@@ -3,7 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readSync, writeSync } from 'node:fs';
 import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
-import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, VirtioConsole, type ConsoleOptions } from '../../../src/virtio/devices/console.js';
+import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, virtioConsole, type ConsoleOptions } from '../../../src/virtio/devices/console.js';
+import { configureVirtioDevice } from '../../../src/virtio/virtio-device.js';
 import { O_CLOEXEC, bytesReadable, close, pipe, setNonBlocking } from '../../../src/sys/libc.js';
 import * as V from '../../../src/virtio/virtio-constants.js';
 
@@ -14,8 +15,7 @@ async function harness() {
   const options: ConsoleOptions = { inputFd: inputRead, outputFd: outputWrite };
   const h = new VirtioMmioHarness({
     name: 'virtio-console',
-    device: new VirtioConsole(options),
-    module: { module: new URL('../../../src/virtio/devices/console.js', import.meta.url).href, factory: 'createVirtioConsole', options },
+    device: configureVirtioDevice(virtioConsole, options),
   });
   await h.ready();
   h.negotiate(V.featureBit(V.VIRTIO_F_VERSION_1) | V.featureBit(V.VIRTIO_F_RING_EVENT_IDX));

@@ -2,7 +2,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
-import { RNG_COUNTERS, RNG_MAX_BYTES_PER_REQUEST, VirtioRng } from '../../../src/virtio/devices/rng.js';
+import { RNG_COUNTERS, RNG_MAX_BYTES_PER_REQUEST, virtioRng } from '../../../src/virtio/devices/rng.js';
+import { configureVirtioDevice } from '../../../src/virtio/virtio-device.js';
 import { DeviceCounters } from '../../../src/virtio/device-counters.js';
 import * as V from '../../../src/virtio/virtio-constants.js';
 
@@ -12,8 +13,7 @@ let counters = new DeviceCounters(RNG_COUNTERS);
 async function harness(): Promise<VirtioMmioHarness> {
   counters = new DeviceCounters(RNG_COUNTERS);
   const options = { counters: counters.shared };
-  const module = { module: new URL('../../../src/virtio/devices/rng.js', import.meta.url).href, factory: 'createVirtioRng', options };
-  const h = new VirtioMmioHarness({ name: 'virtio-rng', device: new VirtioRng(options), module });
+  const h = new VirtioMmioHarness({ name: 'virtio-rng', device: configureVirtioDevice(virtioRng, options) });
   await h.ready();
   return h;
 }

@@ -1,6 +1,10 @@
 /** The virtio-blk feature bits and configuration space a device offers for its options. */
-import { featureBit } from '../../virtio-constants.js';
+import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
+import type { VirtioDeviceDescription } from '../../virtio-device.js';
+import { DeviceCounters } from '../../device-counters.js';
 import {
+  BLK_COUNTERS,
+  blkDataPlaneQueues,
   BLK_DISCARD_ALIGNMENT_SECTORS,
   BLK_DEFAULT_QUEUE_SIZE,
   BLK_MAX_DWZ_SECTORS,
@@ -49,4 +53,29 @@ export function describeBlk(options: BlkOptions): BlkDescription {
     v.setUint8(S.BLK_CFG_WRITE_ZEROES_MAY_UNMAP, 1);
   }
   return { features, config, capacitySectors, segMax, blockSize };
+}
+
+/**
+ * What a virtio-blk device with these options offers (the kind's describe): its queues, split
+ * among data-plane threads by blkDataPlaneQueues, features and configuration space. It checks the
+ * options the way the device's constructor does, so a bad one fails on the main thread, not where
+ * a data-plane thread would fail to start.
+ */
+export function describeVirtioBlk(options: BlkOptions): VirtioDeviceDescription {
+  if (!Number.isInteger(options.queues) || options.queues < 1 || options.queues > 0xffff) {
+    throw new RangeError(`virtio-blk ${options.name}: ${options.queues} queues`);
+  }
+  const dataPlaneQueues = blkDataPlaneQueues(options.queues);
+  if (options.counters && DeviceCounters.lanesIn(options.counters, BLK_COUNTERS) < dataPlaneQueues.length) {
+    throw new RangeError(`virtio-blk ${options.name}: counters need ${dataPlaneQueues.length} lanes (one per data-plane thread)`);
+  }
+  const queueSize = options.queueSize ?? BLK_DEFAULT_QUEUE_SIZE;
+  const { features, config } = describeBlk(options);
+  return {
+    deviceType: VIRTIO_ID_BLOCK,
+    queueMaxSizes: Array.from({ length: options.queues }, () => queueSize),
+    features,
+    configSpace: config,
+    dataPlaneQueues,
+  };
 }

@@ -35,8 +35,8 @@ import { setIovec } from '../../../sys/io-uring.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE, IOV_MAX, schedYield } from '../../../sys/libc.js';
 import { DescriptorChain } from '../../descriptor-chain.js';
 import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
-import type { ActivationContext, DataPlaneShare, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
-import { describeBlk } from './config-space.js';
+import { defineVirtioDevice, type ActivationContext, type DataPlaneShare, type VirtioDevice } from '../../virtio-device.js';
+import { describeBlk, describeVirtioBlk } from './config-space.js';
 import { FlushOrder } from './flush-order.js';
 import { createIoEngine, type IoEngine } from './io-engine.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
@@ -135,7 +135,6 @@ export class VirtioBlk implements VirtioDevice {
   readonly dataPlaneQueues: ReadonlyArray<readonly number[]>;
   readonly features: bigint;
   readonly configSpace: Uint8Array;
-  readonly writableConfig = [];
   private readonly capacitySectors: number;
   private readonly serialBytes: Uint8Array;
   private readonly directMemoryAlign: number;
@@ -740,4 +739,9 @@ export class VirtioBlk implements VirtioDevice {
   }
 }
 
-export const createVirtioBlk: VirtioDeviceFactory = (options, share) => new VirtioBlk(options as BlkOptions, share);
+export const virtioBlk = defineVirtioDevice<BlkOptions>({
+  module: import.meta.url,
+  exportName: 'virtioBlk',
+  describe: describeVirtioBlk,
+  create: (options, share) => new VirtioBlk(options, share),
+});

@@ -17,7 +17,7 @@ import { TUNSETOFFLOAD } from '../../../sys/tun-abi.js';
 import { ioctlRaw } from '../../../sys/libc.js';
 import { QueueError } from '../../queue.js';
 import { VIRTIO_ID_NET, featureBit } from '../../virtio-constants.js';
-import type { ActivationContext, VirtioDevice, VirtioDeviceFactory } from '../../virtio-device.js';
+import { defineVirtioDevice, type ActivationContext, type VirtioDevice, type VirtioDeviceDescription } from '../../virtio-device.js';
 import { serveControlCommand } from './control.js';
 import { GUEST_OFFLOAD_FEATURES, offeredFeatures, receivesLargeFrames, tunOffloads } from './offloads.js';
 import { NET_CTRL_QUEUE_SIZE, NET_DEFAULT_QUEUE_SIZE, type NetOptions } from './options.js';
@@ -32,11 +32,8 @@ interface QueuePair {
 }
 
 export class VirtioNet implements VirtioDevice {
-  readonly deviceType = VIRTIO_ID_NET;
-  readonly queueMaxSizes: readonly number[];
-  readonly features: bigint;
-  readonly configSpace = new Uint8Array(S.VIRTIO_NET_CONFIG_SIZE);
-  readonly writableConfig = [];
+  /** The device-specific features offered (describeNet). */
+  private readonly features: bigint;
   readonly stats: NetStats;
   private readonly log: createDebug.Debugger;
   private readonly controlQueue: number;
@@ -47,16 +44,8 @@ export class VirtioNet implements VirtioDevice {
   private transmitBuffers: TransmitBuffers[] = [];
 
   constructor(private readonly options: NetOptions) {
-    if (options.tapFds.length !== 1) throw new RangeError('virtio-net: exactly one TAP fd (multi-queue is not supported yet)');
-    if (options.mac.length !== 6) throw new RangeError('virtio-net: a MAC address has 6 bytes');
-    const size = options.queueSize ?? NET_DEFAULT_QUEUE_SIZE;
-    this.queueMaxSizes = [...options.tapFds.flatMap(() => [size, size]), NET_CTRL_QUEUE_SIZE];
+    this.features = describeNet(options).features;
     this.controlQueue = 2 * options.tapFds.length;
-    this.features = offeredFeatures(options.tapOffloads);
-    this.configSpace.set(options.mac, S.VIRTIO_NET_CONFIG_MAC);
-    const config = new DataView(this.configSpace.buffer);
-    config.setUint16(S.VIRTIO_NET_CONFIG_STATUS, S.VIRTIO_NET_S_LINK_UP, true);
-    config.setUint16(S.VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, options.tapFds.length, true);
     this.stats = new NetStats(options.stats);
     this.log = createDebug(`kvm:virtio-net:${options.name}`);
   }
@@ -172,4 +161,26 @@ export class VirtioNet implements VirtioDevice {
   }
 }
 
-export const createVirtioNet: VirtioDeviceFactory = (options) => new VirtioNet(options as NetOptions);
+/**
+ * Queues (a receive/transmit pair per TAP fd, then controlq), the offloads the TAP allows
+ * (offeredFeatures), and a configuration space with the MAC, link up and the number of pairs.
+ */
+export function describeNet(options: NetOptions): VirtioDeviceDescription {
+  if (options.tapFds.length !== 1) throw new RangeError('virtio-net: exactly one TAP fd (multi-queue is not supported yet)');
+  if (options.mac.length !== 6) throw new RangeError('virtio-net: a MAC address has 6 bytes');
+  const size = options.queueSize ?? NET_DEFAULT_QUEUE_SIZE;
+  const configSpace = new Uint8Array(S.VIRTIO_NET_CONFIG_SIZE);
+  configSpace.set(options.mac, S.VIRTIO_NET_CONFIG_MAC);
+  const config = new DataView(configSpace.buffer);
+  config.setUint16(S.VIRTIO_NET_CONFIG_STATUS, S.VIRTIO_NET_S_LINK_UP, true);
+  config.setUint16(S.VIRTIO_NET_CONFIG_MAX_VIRTQUEUE_PAIRS, options.tapFds.length, true);
+  const queueMaxSizes = [...options.tapFds.flatMap(() => [size, size]), NET_CTRL_QUEUE_SIZE];
+  return { deviceType: VIRTIO_ID_NET, queueMaxSizes, features: offeredFeatures(options.tapOffloads), configSpace, dataPlaneQueues: [queueMaxSizes.map((_, q) => q)] };
+}
+
+export const virtioNet = defineVirtioDevice<NetOptions>({
+  module: import.meta.url,
+  exportName: 'virtioNet',
+  describe: describeNet,
+  create: (options) => new VirtioNet(options),
+});

@@ -10,7 +10,8 @@ import { VirtioMmioHarness } from '../../../helpers/virtio-harness.js';
 import { openDiskImage, type DiskImage } from '../../../../src/disk/disk-image.js';
 import { blkOptionsFor } from '../../../../src/builder/blk-options.js';
 import type { DiskSpec } from '../../../../src/disk/disk-spec.js';
-import { VirtioBlk } from '../../../../src/virtio/devices/blk/device.js';
+import { virtioBlk } from '../../../../src/virtio/devices/blk/device.js';
+import { configureVirtioDevice } from '../../../../src/virtio/virtio-device.js';
 import type { BlkEngineKind, BlkOptions } from '../../../../src/virtio/devices/blk/options.js';
 import * as S from '../../../../src/virtio/devices/blk/spec.js';
 import * as V from '../../../../src/virtio/virtio-constants.js';
@@ -20,7 +21,6 @@ export const SECTOR = 512;
 /** Where the harness lays out its rings (test/helpers/virtio-harness.ts). */
 const RING_AREA = 0x1000;
 const RING_STRIDE = 0x40000;
-export const blkModuleUrl = new URL('../../../../src/virtio/devices/blk/device.js', import.meta.url).href;
 
 export interface BlkHarnessOptions {
   /** Image contents (default: `sectors` sectors of a pattern). */
@@ -102,7 +102,7 @@ export class BlkTestDevice {
     const image = openDiskImage(spec);
     const blk = blkOptions(image, options);
     const h = new VirtioMmioHarness(
-      { name: 'virtio-blk:test', device: new VirtioBlk(blk), module: { module: blkModuleUrl, factory: 'createVirtioBlk', options: blk } },
+      { name: 'virtio-blk:test', device: configureVirtioDevice(virtioBlk, blk) },
       options.memoryBytes,
     );
     await h.ready();

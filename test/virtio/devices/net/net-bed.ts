@@ -9,7 +9,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { openTap, type OpenedTap } from '../../../../src/net/tap.js';
-import { VirtioNet } from '../../../../src/virtio/devices/net/device.js';
+import { virtioNet } from '../../../../src/virtio/devices/net/device.js';
+import { configureVirtioDevice, type VirtioDeviceDescription } from '../../../../src/virtio/virtio-device.js';
 import type { NetOptions } from '../../../../src/virtio/devices/net/options.js';
 import * as S from '../../../../src/virtio/devices/net/spec.js';
 import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
@@ -96,7 +97,7 @@ export class NetBed {
     readonly ns: NetNamespace,
     readonly tap: OpenedTap,
     readonly h: VirtioMmioHarness,
-    readonly device: VirtioNet,
+    readonly device: VirtioDeviceDescription,
     readonly stats: NetStats,
     private readonly features: bigint,
     private readonly queueSize: number,
@@ -124,17 +125,10 @@ export class NetBed {
         stats: stats.shared,
         ...(options.queueSize !== undefined ? { queueSize: options.queueSize } : {}),
       };
-      const device = new VirtioNet(netOptions);
-      const h = new VirtioMmioHarness(
-        {
-          name: `virtio-net:${tap.name}`,
-          device,
-          module: { module: new URL('../../../../src/virtio/devices/net/device.js', import.meta.url).href, factory: 'createVirtioNet', options: netOptions },
-        },
-        options.memoryBytes,
-      );
+      const device = configureVirtioDevice(virtioNet, netOptions);
+      const h = new VirtioMmioHarness({ name: `virtio-net:${tap.name}`, device }, options.memoryBytes);
       await h.ready();
-      return new NetBed(ns, tap, h, device, stats, options.features ?? ALL_FEATURES, options.queueSize ?? 256);
+      return new NetBed(ns, tap, h, device.description, stats, options.features ?? ALL_FEATURES, options.queueSize ?? 256);
     } catch (error) {
       if (tap) close(tap.fd);
       ns.destroy();
