@@ -31,15 +31,25 @@ interface QueuePair {
   readonly tx: Transmitter | undefined;
 }
 
+/** What exists only from activate() to reset(). */
+interface NetActive {
+  readonly context: ActivationContext;
+  /** The device-specific features in force. */
+  readonly negotiated: bigint;
+  readonly pairs: readonly QueuePair[];
+}
+
+function has(negotiated: bigint, feature: number): boolean {
+  return (negotiated & featureBit(feature)) !== 0n;
+}
+
 export class VirtioNet implements VirtioDevice {
   /** The device-specific features offered (describeNet). */
   private readonly features: bigint;
   readonly stats: NetStats;
   private readonly log: createDebug.Debugger;
   private readonly controlQueue: number;
-  private context: ActivationContext | undefined;
-  private pairs: QueuePair[] = [];
-  private negotiated = 0n;
+  private active: NetActive | undefined;
   private receiveBuffers: ReceiveBuffers[] = [];
   private transmitBuffers: TransmitBuffers[] = [];
 
@@ -50,16 +60,11 @@ export class VirtioNet implements VirtioDevice {
     this.log = createDebug(`kvm:virtio-net:${options.name}`);
   }
 
-  private has(feature: number): boolean {
-    return (this.negotiated & featureBit(feature)) !== 0n;
-  }
-
   activate(context: ActivationContext): void {
-    this.context = context;
     // The device-specific features in force: a driver cannot enable what was not offered, whatever it wrote.
-    this.negotiated = context.features & this.features;
-    const tunFlags = this.applyOffloads(this.negotiated & GUEST_OFFLOAD_FEATURES);
-    this.pairs = this.options.tapFds.map((tapFd, pair) => {
+    const negotiated = context.features & this.features;
+    const tunFlags = this.applyOffloads(negotiated & GUEST_OFFLOAD_FEATURES);
+    const pairs = this.options.tapFds.map((tapFd, pair) => {
       this.receiveBuffers[pair] ??= new ReceiveBuffers();
       this.transmitBuffers[pair] ??= new TransmitBuffers();
       const rxQueue = context.queues[2 * pair];
@@ -73,17 +78,18 @@ export class VirtioNet implements VirtioDevice {
                 queue: rxQueue,
                 queueIndex: 2 * pair,
                 host: context.host,
-                mergeable: this.has(S.VIRTIO_NET_F_MRG_RXBUF),
-                guestCsum: this.has(S.VIRTIO_NET_F_GUEST_CSUM),
+                mergeable: has(negotiated, S.VIRTIO_NET_F_MRG_RXBUF),
+                guestCsum: has(negotiated, S.VIRTIO_NET_F_GUEST_CSUM),
               },
               this.receiveBuffers[pair]!,
               receivesLargeFrames(tunFlags),
             )
           : undefined,
-        tx: txQueue ? new Transmitter({ ...common, queue: txQueue, queueIndex: 2 * pair + 1, features: this.negotiated }, this.transmitBuffers[pair]!) : undefined,
+        tx: txQueue ? new Transmitter({ ...common, queue: txQueue, queueIndex: 2 * pair + 1, features: negotiated }, this.transmitBuffers[pair]!) : undefined,
       };
     });
-    this.log('activated: features 0x%s, TAP offloads 0x%s', this.negotiated.toString(16), tunFlags.toString(16));
+    this.active = { context, negotiated, pairs };
+    this.log('activated: features 0x%s, TAP offloads 0x%s', negotiated.toString(16), tunFlags.toString(16));
   }
 
   queueNotified(queueIndex: number): void {
@@ -91,12 +97,12 @@ export class VirtioNet implements VirtioDevice {
       this.serveControlQueue();
       return;
     }
-    const pair = this.pairs[queueIndex >> 1];
+    const pair = this.active?.pairs[queueIndex >> 1];
     if (queueIndex & 1) pair?.tx?.transmit();
     else pair?.rx?.receive();
   }
 
-  /** Enables receive offloads (feature bits) on every TAP; returns the TUN_F_* flags now in force. */
+  /** Enables receive offloads (feature bits) on every TAP; returns the TUN_F_* flags now in force (the receivers are told by the caller). */
   private applyOffloads(guestOffloads: bigint): number {
     let flags = tunOffloads(guestOffloads);
     for (const fd of this.options.tapFds) {
@@ -110,14 +116,14 @@ export class VirtioNet implements VirtioDevice {
       }
     }
     this.stats.set('tapOffloads', flags);
-    for (const pair of this.pairs) pair.rx?.setLargeFrames(receivesLargeFrames(flags));
     return flags;
   }
 
   private serveControlQueue(): void {
-    const context = this.context;
-    const queue = context?.queues[this.controlQueue];
-    if (!context || !queue || !this.has(S.VIRTIO_NET_F_CTRL_VQ)) return;
+    const active = this.active;
+    const queue = active?.context.queues[this.controlQueue];
+    if (!active || !queue || !has(active.negotiated, S.VIRTIO_NET_F_CTRL_VQ)) return;
+    const context = active.context;
     let served = 0;
     do {
       queue.disableNotifications();
@@ -125,7 +131,7 @@ export class VirtioNet implements VirtioDevice {
         let result = { used: 0, ok: false };
         try {
           result = serveControlCommand(chain, context.memory, {
-            setGuestOffloads: (offloads) => this.setGuestOffloads(offloads),
+            setGuestOffloads: (offloads) => this.setGuestOffloads(active, offloads),
           });
         } catch (error) {
           if (!(error instanceof QueueError) || error.fatal) throw error;
@@ -140,24 +146,25 @@ export class VirtioNet implements VirtioDevice {
   }
 
   /** VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET: only receive offloads that were negotiated. */
-  private setGuestOffloads(offloads: bigint): boolean {
-    if (!this.has(S.VIRTIO_NET_F_CTRL_GUEST_OFFLOADS)) return false;
-    if ((offloads & ~(this.negotiated & GUEST_OFFLOAD_FEATURES)) !== 0n) {
+  private setGuestOffloads(active: NetActive, offloads: bigint): boolean {
+    if (!has(active.negotiated, S.VIRTIO_NET_F_CTRL_GUEST_OFFLOADS)) return false;
+    if ((offloads & ~(active.negotiated & GUEST_OFFLOAD_FEATURES)) !== 0n) {
       this.log('GUEST_OFFLOADS_SET 0x%s names offloads that were not negotiated', offloads.toString(16));
       return false;
     }
     const wanted = tunOffloads(offloads);
     const flags = this.applyOffloads(offloads);
+    for (const pair of active.pairs) pair.rx?.setLargeFrames(receivesLargeFrames(flags));
     this.log('guest offloads set to 0x%s: TAP offloads 0x%s', offloads.toString(16), flags.toString(16));
     return flags === wanted;
   }
 
   reset(): void {
-    for (const pair of this.pairs) pair.rx?.stop();
-    this.pairs = [];
-    if (this.context) this.applyOffloads(0n);
-    this.context = undefined;
-    this.negotiated = 0n;
+    const active = this.active;
+    this.active = undefined;
+    if (!active) return;
+    for (const pair of active.pairs) pair.rx?.stop();
+    this.applyOffloads(0n);
   }
 }
 

@@ -31,6 +31,10 @@
  *     Frames read after it wait behind it, so the guest sees them in order —
  *     unless it must wait for buffers those frames hold (a small ring): then
  *     they go first.
+ *
+ * This file is the receive loop (popping into the pool, the batched reads,
+ * handing frames over, watching the TAP); its parts: rx-pool.ts (the pool),
+ * rx-spill.ts (spilled frames and frame order), rx-header.ts (virtio_net_hdr).
  */
 import type createDebug from 'debug';
 import { DescriptorChain } from '../../descriptor-chain.js';
@@ -42,7 +46,10 @@ import { IOV_MAX, readv } from '../../../sys/libc.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 import { EAGAIN } from '../../../sys/errno.js';
 import { IovecArray } from './host-buffer.js';
-import { NET_GOOD_PACKET_BUFFER, NET_MAX_FRAME, VIRTIO_NET_HDR_FLAGS, VIRTIO_NET_HDR_NUM_BUFFERS, VIRTIO_NET_HDR_SIZE } from './spec.js';
+import { writeHeader, writeSplitHeader } from './rx-header.js';
+import { IOV_CAPACITY, RX_MAX_SEGMENTS, RxPool } from './rx-pool.js';
+import { SpillQueue, type RxFrameSink } from './rx-spill.js';
+import { NET_GOOD_PACKET_BUFFER, NET_MAX_FRAME, VIRTIO_NET_HDR_SIZE } from './spec.js';
 import type { NetStats } from './stats.js';
 
 /** Frames per wake-up before the epoll loop gets a turn. */
@@ -51,19 +58,12 @@ const RX_BUDGET = 256;
 const RX_SIGNAL_BATCH = 64;
 /** Largest readv window: IOV_MAX entries including the overflow one. */
 const READ_WINDOW = IOV_MAX - 1;
-/** Segments a receive chain may have (Linux uses 1 with MRG_RXBUF, up to MAX_SKB_FRAGS + 2 without). */
-const RX_MAX_SEGMENTS = 64;
 /** Most reads per io_uring_enter. */
 const RX_BATCH = 32;
-/** iovecs the pool may hold; compaction keeps room for one more chain. */
-const POOL_IOVECS = 2048;
-const IOV_CAPACITY = 2 * POOL_IOVECS + RX_MAX_SEGMENTS;
 /** The iovecs of one batch's reads: their windows, one overflow entry each. */
 const SUBMIT_IOVECS = 2048;
 /** Frames over which the read window follows the largest frame seen (then shrinks to that period's largest). */
 const WINDOW_PERIOD = 64;
-/** The overflow of a frame that has none. */
-const NO_BYTES = new Uint8Array(0);
 /** A stream (no file offset) for io_uring's READV. */
 const NO_OFFSET = -1;
 
@@ -82,28 +82,11 @@ export interface ReceiverContext {
   readonly guestCsum: boolean;
 }
 
-/**
- * A frame longer than its read window: its first `readCapacity` bytes are in the chains of its
- * read, the rest in overflow buffer `overflow` until copied into further chains.
- */
-interface SpilledFrame {
-  readonly length: number;
-  readonly readCapacity: number;
-  /** Index of its overflow buffer (-1: a whole frame queued behind a spilled one). */
-  readonly overflow: number;
-  filled: number;
-  waited: boolean;
-  /** Chains holding the frame, in order, and the bytes in each. */
-  readonly heads: number[];
-  readonly lengths: number[];
-  /** Where the header is: [guest address, length, …] of the first chain's pieces. */
-  readonly header: number[];
-}
-
 type BatchOutcome = 'frames' | 'empty' | 'failed';
 
 /** Host memory and the io_uring, reused across activations (one set per device thread). */
 export class ReceiveBuffers {
+  /** The pool's iovecs. */
   readonly iovecs = new IovecArray(IOV_CAPACITY);
   readonly submitted = new IovecArray(SUBMIT_IOVECS);
   /** One per read of a batch: catches whatever does not fit the guest's buffers. */
@@ -117,36 +100,19 @@ export class ReceiveBuffers {
   }
 }
 
-export class Receiver {
-  /** Pooled chains are entries [poolHead, poolEnd) of these arrays. */
-  private readonly poolHeads = new Uint16Array(IOV_CAPACITY);
-  private readonly poolCaps = new Float64Array(IOV_CAPACITY);
-  /** Their iovecs: entries [poolIov[p], poolIov[p] + poolIovCount[p]) of buffers.iovecs, contiguous in pool order. */
-  private readonly poolIov = new Int32Array(IOV_CAPACITY);
-  private readonly poolIovCount = new Int32Array(IOV_CAPACITY);
-  /** Guest address of the header when the first segment holds all of it, else -1. */
-  private readonly poolHeader = new Float64Array(IOV_CAPACITY);
-  /** Guest address of each iovec (the iovecs hold host addresses), for copies into a chain. */
-  private readonly iovGuest = new Float64Array(IOV_CAPACITY);
-  private readonly iovLength = new Float64Array(IOV_CAPACITY);
-  private poolHead = 0;
-  private poolEnd = 0;
-  private poolCapacity = 0;
-  private iovStart = 0;
-  private iovEnd = 0;
+export class Receiver implements RxFrameSink {
+  private readonly pool: RxPool;
+  private readonly spills: SpillQueue;
   /** Per read of the current batch: its chains [groupStart, groupEnd), capacity and result. */
   private readonly groupStart = new Int32Array(RX_BATCH);
   private readonly groupEnd = new Int32Array(RX_BATCH);
   private readonly groupCap = new Float64Array(RX_BATCH);
   private readonly groupResult = new Float64Array(RX_BATCH);
-  /** Pool entries a batch consumed (1) or left free (0). */
-  private readonly consumed = new Uint8Array(IOV_CAPACITY);
   private batchSize = 1;
   private readonly ring: IoUring | null;
   private readonly chain = new DescriptorChain();
   /** A single-descriptor buffer popWritableBuffer found: head, guest address, host address, length. */
   private readonly popped = new Float64Array(4);
-  private readonly spills: SpilledFrame[] = [];
   private watching = false;
   private failed = false;
   private stopped = false;
@@ -171,15 +137,13 @@ export class Receiver {
   ) {
     this.largest = largeFrames ? VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME : NET_GOOD_PACKET_BUFFER;
     this.ring = buffers.ring(context.log);
+    this.pool = new RxPool(buffers.iovecs);
+    this.spills = new SpillQueue(context, this.pool, buffers.overflows, this.chain, this);
   }
 
   /** Offloads changed: GSO frames may (or may no longer) come. */
   setLargeFrames(largeFrames: boolean): void {
     this.largest = largeFrames ? VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME : NET_GOOD_PACKET_BUFFER;
-  }
-
-  private get pooled(): number {
-    return this.poolEnd - this.poolHead;
   }
 
   /** Moves frames from the TAP into posted buffers until either runs out (or the budget does). */
@@ -189,11 +153,11 @@ export class Receiver {
     let frames = 0;
     let signalled = 0;
     while (frames < RX_BUDGET) {
-      if (this.spills.length > 0) {
-        if (this.finishSpills()) continue;
+      if (this.spills.waiting) {
+        if (this.spills.finish()) continue;
       } else {
         this.fillPool();
-        if (this.pooled > 0) {
+        if (this.pool.count > 0) {
           this.watchTap();
           const before = this.deliveredFrames;
           const outcome = this.readBatch();
@@ -230,17 +194,18 @@ export class Receiver {
   private fillPool(): void {
     const { queue, mergeable } = this.context;
     const chain = this.chain;
+    const pool = this.pool;
     const wanted = mergeable ? Math.max(this.largest, this.batchSize * this.window) : 0;
-    while (mergeable ? this.poolCapacity < wanted : this.pooled < this.batchSize) {
-      if (this.iovEnd - this.iovStart > POOL_IOVECS || this.poolEnd - this.poolHead > POOL_IOVECS) return;
+    while (mergeable ? pool.capacity < wanted : pool.count < this.batchSize) {
+      if (pool.full) return;
       const popped = queue.popWritableBuffer(this.popped, chain);
       if (popped === POP_NONE) return;
       if (popped === POP_BUFFER) this.addBufferToPool();
-      else if (this.usable(chain)) this.addToPool(chain);
+      else if (this.usable(chain)) pool.addChain(chain);
     }
   }
 
-  /** addToPool for the single-descriptor buffer in `popped` (no DescriptorChain was built). */
+  /** Pools the single-descriptor buffer in `popped` (no DescriptorChain was built). */
   private addBufferToPool(): void {
     const popped = this.popped;
     const head = popped[0]!;
@@ -249,22 +214,11 @@ export class Receiver {
       this.returnUnusable(head, 'shorter than the 12-byte header');
       return;
     }
-    if (this.iovEnd + 1 > IOV_CAPACITY || this.poolEnd === IOV_CAPACITY) this.compact();
-    const p = this.poolEnd++;
-    const at = this.iovEnd++;
-    this.poolHeads[p] = head;
-    this.poolCaps[p] = length;
-    this.poolIov[p] = at;
-    this.poolIovCount[p] = 1;
-    this.poolHeader[p] = popped[1]!;
-    this.buffers.iovecs.set(at, popped[2]!, length);
-    this.iovGuest[at] = popped[1]!;
-    this.iovLength[at] = length;
-    this.poolCapacity += length;
+    this.pool.addBuffer(head, popped[1]!, popped[2]!, length);
   }
 
-  /** A chain that cannot be a receive buffer goes straight back, empty. */
-  private usable(chain: DescriptorChain): boolean {
+  /** Whether a popped chain can be a receive buffer; one that cannot goes straight back, empty. */
+  usable(chain: DescriptorChain): boolean {
     if (!chain.error && chain.readableLength === 0 && chain.writableLength >= VIRTIO_NET_HDR_SIZE && chain.segmentCount <= RX_MAX_SEGMENTS) {
       return true;
     }
@@ -280,110 +234,37 @@ export class Receiver {
     queue.addUsed(head, 0);
   }
 
-  private addToPool(chain: DescriptorChain): void {
-    if (this.iovEnd + chain.segmentCount > IOV_CAPACITY || this.poolEnd === IOV_CAPACITY) this.compact();
-    const iovecs = this.buffers.iovecs;
-    const p = this.poolEnd++;
-    this.poolHeads[p] = chain.head;
-    this.poolCaps[p] = chain.writableLength;
-    this.poolIov[p] = this.iovEnd;
-    this.poolHeader[p] = chain.lengthAt(0) >= VIRTIO_NET_HDR_SIZE ? chain.addressAt(0) : -1;
-    let count = 0;
-    for (let i = 0; i < chain.segmentCount; i++) {
-      const length = chain.lengthAt(i);
-      if (length === 0) continue;
-      const at = this.iovEnd + count++;
-      iovecs.set(at, chain.hostAt(i), length);
-      this.iovGuest[at] = chain.addressAt(i);
-      this.iovLength[at] = length;
-    }
-    this.poolIovCount[p] = count;
-    this.iovEnd += count;
-    this.poolCapacity += chain.writableLength;
-  }
-
-  /** Moves the pooled chains and their iovecs to the front. */
-  private compact(): void {
-    this.shiftPool(0, 0);
-  }
-
-  /** Moves pool entries [poolHead, poolEnd) to start at entry `to`, their iovecs at `iovTo` (both ≤ current). */
-  private shiftPool(to: number, iovTo: number): void {
-    const count = this.poolEnd - this.poolHead;
-    const iovCount = this.iovEnd - this.iovStart;
-    const iovDelta = this.iovStart - iovTo;
-    this.buffers.iovecs.move(iovTo, this.iovStart, iovCount);
-    this.iovGuest.copyWithin(iovTo, this.iovStart, this.iovEnd);
-    this.iovLength.copyWithin(iovTo, this.iovStart, this.iovEnd);
-    for (const a of [this.poolHeads, this.poolCaps, this.poolIovCount, this.poolHeader] as const) a.copyWithin(to, this.poolHead, this.poolEnd);
-    this.poolIov.copyWithin(to, this.poolHead, this.poolEnd);
-    for (let p = to; p < to + count; p++) this.poolIov[p]! -= iovDelta;
-    this.poolHead = to;
-    this.poolEnd = to + count;
-    this.iovStart = iovTo;
-    this.iovEnd = iovTo + iovCount;
-  }
-
-  /**
-   * Drops the pool entries marked consumed in [from, poolEnd), keeping the others in order from
-   * entry `to` and iovec `iovTo` on (both at or before where they are).
-   */
-  private keepUnconsumed(from: number, to: number, iovTo: number): void {
-    const iovecs = this.buffers.iovecs;
-    let w = to;
-    let iw = iovTo;
-    for (let p = from; p < this.poolEnd; p++) {
-      if (this.consumed[p]) {
-        this.consumed[p] = 0;
-        continue;
-      }
-      const at = this.poolIov[p]!;
-      const n = this.poolIovCount[p]!;
-      if (iw !== at) {
-        iovecs.move(iw, at, n);
-        this.iovGuest.copyWithin(iw, at, at + n);
-        this.iovLength.copyWithin(iw, at, at + n);
-      }
-      this.poolHeads[w] = this.poolHeads[p]!;
-      this.poolCaps[w] = this.poolCaps[p]!;
-      this.poolIovCount[w] = n;
-      this.poolHeader[w] = this.poolHeader[p]!;
-      this.poolIov[w] = iw;
-      w++;
-      iw += n;
-    }
-    this.poolEnd = w;
-    this.iovEnd = iw;
-  }
-
   /** One batch of reads from the TAP into consecutive windows of the pool, then their frames handed over. */
   private readBatch(): BatchOutcome {
     const { mergeable, tapFd } = this.context;
     const { iovecs, submitted, overflows } = this.buffers;
+    const pool = this.pool;
+    const { caps, iovCount } = pool;
+    const poolEnd = pool.end;
     const target = this.ring ? this.batchSize : 1;
     // One read goes by readv(2): cheaper than an io_uring round for a single operation.
     const ring = target > 1 ? this.ring : null;
     let groups = 0;
     let used = 0;
-    let p = this.poolHead;
-    while (groups < target && p < this.poolEnd) {
+    let p = pool.head;
+    while (groups < target && p < poolEnd) {
       const start = p;
-      let capacity = this.poolCaps[p]!;
-      let count = this.poolIovCount[p]!;
+      let capacity = caps[p]!;
+      let count = iovCount[p]!;
       p++;
       if (mergeable) {
         // As many chains as the largest recent frame needs, within one readv.
-        while (p < this.poolEnd && capacity < this.window && count + this.poolIovCount[p]! <= READ_WINDOW) {
-          capacity += this.poolCaps[p]!;
-          count += this.poolIovCount[p]!;
+        while (p < poolEnd && capacity < this.window && count + iovCount[p]! <= READ_WINDOW) {
+          capacity += caps[p]!;
+          count += iovCount[p]!;
           p++;
         }
       }
       // The pool ran out short of a whole window: a frame read into it would spill and be copied
       // once buffers come. Unless nothing else is read, wait for them instead.
-      if (mergeable && groups > 0 && capacity < this.window && p === this.poolEnd) break;
+      if (mergeable && groups > 0 && capacity < this.window && p === poolEnd) break;
       if (used + count + 1 > SUBMIT_IOVECS) break;
-      const joined = submitted.copyJoined(iovecs, this.poolIov[start]!, used, count);
+      const joined = submitted.copyJoined(iovecs, pool.iov[start]!, used, count);
       const overflow = overflows[groups]!;
       submitted.set(used + joined, overflow.address, overflow.length);
       this.groupStart[groups] = start;
@@ -402,6 +283,7 @@ export class Receiver {
   /** Hands over the frames a batch read, keeps the buffers it left unused, then finishes spilled frames. */
   private takeBatch(groups: number): BatchOutcome {
     const { mergeable, stats, log } = this.context;
+    const spills = this.spills;
     const overflowLength = VIRTIO_NET_HDR_SIZE + NET_MAX_FRAME;
     let frames = 0;
     let failed = false;
@@ -421,52 +303,27 @@ export class Receiver {
       if (mergeable) this.noteFrame(n);
       if (n <= capacity) {
         // Frames keep their order: one read after a spilled frame waits behind it.
-        if (this.spills.length > 0) this.queueBehindSpill(n, start);
+        if (spills.waiting) spills.queueBehind(n, start);
         else this.deliverFromPool(n, start);
       } else if (n > capacity + overflowLength) {
         stats.add('rxDroppedTruncated');
       } else if (!mergeable) {
         stats.add('rxDroppedOversize');
       } else {
-        this.spill(n, g, start, this.groupEnd[g]!, capacity);
+        spills.spill(n, g, start, this.groupEnd[g]!, capacity);
       }
     }
-    this.dropConsumed(groups > 0 ? this.groupEnd[groups - 1]! : this.poolHead);
-    if (this.poolHead === this.poolEnd) {
-      this.poolHead = 0;
-      this.poolEnd = 0;
-      this.iovStart = 0;
-      this.iovEnd = 0;
-    }
+    this.pool.dropConsumed(groups > 0 ? this.groupEnd[groups - 1]! : this.pool.head);
     if (this.ring) this.batchSize = frames === groups ? Math.min(RX_BATCH, this.batchSize * 2) : Math.max(1, frames);
     if (failed) {
       this.failed = true;
       this.unwatchTap();
       // Frames read before the failure still go to the guest (as buffers allow).
-      if (this.spills.length > 0) this.finishSpills();
+      if (spills.waiting) spills.finish();
       return 'failed';
     }
-    if (this.spills.length > 0) this.finishSpills();
+    if (spills.waiting) spills.finish();
     return frames > 0 ? 'frames' : 'empty';
-  }
-
-  /**
-   * Takes the chains a batch consumed out of the pool: a consumed prefix by moving the head;
-   * buffers the batch left unused among consumed ones (a read that found no frame before one
-   * that did, or the unfilled end of a window) stay pooled, in order, ahead of those it did not reach.
-   */
-  private dropConsumed(batchEnd: number): void {
-    while (this.poolHead < this.poolEnd && this.consumed[this.poolHead]) {
-      this.consumed[this.poolHead] = 0;
-      this.iovStart += this.poolIovCount[this.poolHead]!;
-      this.poolHead++;
-    }
-    for (let p = this.poolHead; p < batchEnd; p++) {
-      if (this.consumed[p]) {
-        this.keepUnconsumed(this.poolHead, this.poolHead, this.iovStart);
-        return;
-      }
-    }
   }
 
   /** Sizes the read window by the largest frame of the last period (so small frames read into one buffer). */
@@ -482,184 +339,31 @@ export class Receiver {
 
   /** Returns a frame of n bytes (header included) held by the pool's chains from `start` on; marks them consumed. */
   private deliverFromPool(n: number, start: number): void {
-    const { queue } = this.context;
+    const { queue, memory, guestCsum } = this.context;
+    const pool = this.pool;
+    const { caps, heads, consumed } = pool;
     // Used elements first (the driver sees none of them before publishUsed), then the header
     // once the number of buffers is known, then all of them at once: a driver reading
     // num_buffers expects every one there.
     let chains = 0;
     for (let left = n; left > 0; chains++) {
       const p = start + chains;
-      const capacity = this.poolCaps[p]!;
+      const capacity = caps[p]!;
       const length = capacity < left ? capacity : left;
-      queue.fillUsed(this.poolHeads[p]!, length);
+      queue.fillUsed(heads[p]!, length);
       left -= length;
-      this.poolCapacity -= capacity;
-      this.consumed[p] = 1;
+      pool.capacity -= capacity;
+      consumed[p] = 1;
     }
-    const header = this.poolHeader[start]!;
-    if (header >= 0) this.writeHeader(header, chains);
-    else this.writeSplitHeader(this.piecesOf(start), chains);
+    const header = pool.header[start]!;
+    if (header >= 0) writeHeader(memory, header, chains, guestCsum);
+    else writeSplitHeader(memory, pool.piecesOf(start), chains, guestCsum);
     queue.publishUsed();
     this.delivered(n);
   }
 
-  /** A whole frame held by the pool's chains from `start` on, handed over by finishSpills after the spilled frames before it. */
-  private queueBehindSpill(n: number, start: number): void {
-    const frame: SpilledFrame = { length: n, readCapacity: n, overflow: -1, filled: n, waited: false, heads: [], lengths: [], header: this.piecesOf(start) };
-    for (let left = n, p = start; left > 0; p++) {
-      const length = Math.min(this.poolCaps[p]!, left);
-      frame.heads.push(this.poolHeads[p]!);
-      frame.lengths.push(length);
-      left -= length;
-      this.poolCapacity -= this.poolCaps[p]!;
-      this.consumed[p] = 1;
-    }
-    this.spills.push(frame);
-  }
-
-  /** A frame whose rest is in overflow buffer `overflow`: its read's chains [start, end) are taken; the rest waits for finishSpills. */
-  private spill(n: number, overflow: number, start: number, end: number, capacity: number): void {
-    const frame: SpilledFrame = { length: n, readCapacity: capacity, overflow, filled: capacity, waited: false, heads: [], lengths: [], header: this.piecesOf(start) };
-    for (let p = start; p < end; p++) {
-      frame.heads.push(this.poolHeads[p]!);
-      frame.lengths.push(this.poolCaps[p]!);
-      this.poolCapacity -= this.poolCaps[p]!;
-      this.consumed[p] = 1;
-    }
-    this.spills.push(frame);
-  }
-
-  /** [guest address, length, …] of pooled chain p's pieces. */
-  private piecesOf(p: number): number[] {
-    const pieces: number[] = [];
-    const at = this.poolIov[p]!;
-    for (let i = at; i < at + this.poolIovCount[p]!; i++) pieces.push(this.iovGuest[i]!, this.iovLength[i]!);
-    return pieces;
-  }
-
-  /**
-   * Copies the rest of each spilled frame, in order, from its overflow buffer into the pool's
-   * first buffers, then into newly popped ones; true once all are delivered, false while one
-   * waits for buffers.
-   */
-  private finishSpills(): boolean {
-    const { memory, queue, stats } = this.context;
-    while (this.spills.length > 0) {
-      const frame = this.spills[0]!;
-      // A frame queued whole behind a spilled one has nothing in an overflow buffer.
-      const overflow = frame.filled < frame.length ? this.buffers.overflows[frame.overflow]!.bytes : NO_BYTES;
-      while (frame.filled < frame.length) {
-        const from = frame.filled - frame.readCapacity;
-        if (this.pooled > 0) {
-          const p = this.poolHead;
-          const length = Math.min(this.poolCaps[p]!, frame.length - frame.filled);
-          this.copyIntoPooled(p, overflow.subarray(from, from + length));
-          frame.heads.push(this.poolHeads[p]!);
-          frame.lengths.push(length);
-          frame.filled += length;
-          this.poolCapacity -= this.poolCaps[p]!;
-          this.iovStart += this.poolIovCount[p]!;
-          this.poolHead++;
-          continue;
-        }
-        const chain = this.chain;
-        if (!queue.popInto(chain)) {
-          if (!frame.waited) stats.add('rxWaitedForBuffers');
-          frame.waited = true;
-          // Whole frames queued behind this one hold buffers; on a small ring the guest may have
-          // nothing else to post. Order gives way to progress: they go now, so their buffers return.
-          this.releaseWholeFrames();
-          return false;
-        }
-        if (!this.usable(chain)) continue;
-        const length = Math.min(chain.writableLength, frame.length - frame.filled);
-        chain.writeWritable(memory, 0, overflow.subarray(from, from + length));
-        frame.heads.push(chain.head);
-        frame.lengths.push(length);
-        frame.filled += length;
-      }
-      this.spills.shift();
-      this.handOver(frame);
-    }
-    return true;
-  }
-
-  /** Hands over the whole frames waiting behind the first spilled frame, out of order. */
-  private releaseWholeFrames(): void {
-    const { stats } = this.context;
-    for (let i = 1; i < this.spills.length; ) {
-      const frame = this.spills[i]!;
-      if (frame.filled < frame.length) {
-        i++;
-        continue;
-      }
-      this.spills.splice(i, 1);
-      this.handOver(frame);
-      stats.add('rxReordered');
-    }
-  }
-
-  /** Publishes a completed spilled or queued frame: its header, then all its chains at once. */
-  private handOver(frame: SpilledFrame): void {
-    const { queue } = this.context;
-    // The read's own chains hold `readCapacity` bytes in all; the others what was copied. Used
-    // elements first, as deliverFromPool does (nothing is visible before publishUsed).
-    let left = frame.length;
-    for (let i = 0; i < frame.heads.length; i++) {
-      const length = Math.min(frame.lengths[i]!, left);
-      queue.fillUsed(frame.heads[i]!, length);
-      left -= length;
-    }
-    this.writeSplitHeader(frame.header, frame.heads.length);
-    queue.publishUsed();
-    this.delivered(frame.length);
-  }
-
-  /** Copies bytes to the start of pooled chain p. */
-  private copyIntoPooled(p: number, bytes: Uint8Array): void {
-    const { memory } = this.context;
-    let done = 0;
-    for (let i = this.poolIov[p]!; done < bytes.length; i++) {
-      const length = Math.min(this.iovLength[i]!, bytes.length - done);
-      memory.write(this.iovGuest[i]!, bytes.subarray(done, done + length));
-      done += length;
-    }
-  }
-
-  /** The header is the driver's once used.idx moves: complete it first. The TAP leaves num_buffers alone. */
-  private writeHeader(address: number, buffers: number): void {
-    const { memory, guestCsum } = this.context;
-    memory.writeU16(address + VIRTIO_NET_HDR_NUM_BUFFERS, buffers);
-    if (!guestCsum) memory.writeU8(address + VIRTIO_NET_HDR_FLAGS, 0);
-  }
-
-  /** writeHeader for a header anywhere in the pieces [guest address, length, …]. */
-  private writeSplitHeader(pieces: readonly number[], buffers: number): void {
-    if (pieces[1]! >= VIRTIO_NET_HDR_SIZE) {
-      this.writeHeader(pieces[0]!, buffers);
-      return;
-    }
-    const { memory, guestCsum } = this.context;
-    const put = (offset: number, bytes: Uint8Array): void => {
-      let skip = offset;
-      let done = 0;
-      for (let i = 0; i < pieces.length && done < bytes.length; i += 2) {
-        const length = pieces[i + 1]!;
-        if (skip >= length) {
-          skip -= length;
-          continue;
-        }
-        const n = Math.min(length - skip, bytes.length - done);
-        memory.write(pieces[i]! + skip, bytes.subarray(done, done + n));
-        done += n;
-        skip = 0;
-      }
-    };
-    put(VIRTIO_NET_HDR_NUM_BUFFERS, Uint8Array.of(buffers & 0xff, buffers >> 8));
-    if (!guestCsum) put(VIRTIO_NET_HDR_FLAGS, Uint8Array.of(0));
-  }
-
-  private delivered(n: number): void {
+  /** Counts a frame of n bytes (header included) handed to the guest; added to the stats once per wake-up. */
+  delivered(n: number): void {
     this.deliveredFrames++;
     this.deliveredBytes += n - VIRTIO_NET_HDR_SIZE;
   }
@@ -682,12 +386,7 @@ export class Receiver {
   stop(): void {
     this.stopped = true;
     this.unwatchTap();
-    this.poolHead = 0;
-    this.poolEnd = 0;
-    this.poolCapacity = 0;
-    this.iovStart = 0;
-    this.iovEnd = 0;
-    this.consumed.fill(0);
-    this.spills.length = 0;
+    this.pool.clear();
+    this.spills.clear();
   }
 }
