@@ -34,6 +34,16 @@ export function routingTablesInstalled(shared: SharedArrayBuffer): number {
   return Atomics.load(new Int32Array(shared), INSTALLS);
 }
 
+/** The message an MSI GSI is routed to in the shared table, or undefined when it has no route. */
+export function msiRouteOf(shared: SharedArrayBuffer, gsi: number): { addressLo: number; addressHi: number; data: number } | undefined {
+  const words = new Int32Array(shared);
+  const index = gsi - FIRST_MSI_GSI;
+  if (index < 0 || index >= MAX_MSI_ROUTES) return undefined;
+  const b = HEADER_WORDS + index * ROUTE_WORDS;
+  if (!Atomics.load(words, b)) return undefined;
+  return { addressLo: words[b + 1]! >>> 0, addressHi: words[b + 2]! >>> 0, data: words[b + 3]! >>> 0 };
+}
+
 export class IrqRouting {
   private readonly words: Int32Array;
   private readonly lock: SharedLock;

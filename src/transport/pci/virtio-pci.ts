@@ -190,15 +190,27 @@ export class VirtioPciFunction implements PciFunctionHandler {
     const vector = at >> 4;
     const word = (at & 0xf) >> 2;
     const wasMasked = this.state.msixMasked(vector);
+    const entryWasMasked = this.entryMasked(vector);
     this.state.setMsixEntryWord(vector, word, value);
-    // A masked vector's route is not used (its interrupts wait in the PBA): the message is
-    // routed when the vector is unmasked, so a driver writing the entry costs one table.
+    // A vector whose own mask bit is set has no use for its route (its interrupts wait in the
+    // PBA): the message is routed when that bit clears, so a driver writing the entry costs one
+    // table. The function mask does not count here: an entry rewritten behind it is live again
+    // the moment it clears, so its route must be current.
     if (word * 4 !== PCI_MSIX_ENTRY_VECTOR_CTRL) {
-      if (!wasMasked) this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
-    } else if (wasMasked && !(value & MSIX_VECTOR_CTRL_MASKBIT)) {
-      this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
-      this.interrupt.deliverPending(vector);
+      if (!entryWasMasked) this.routeVector(vector);
+    } else if (entryWasMasked && !(value & MSIX_VECTOR_CTRL_MASKBIT)) {
+      this.routeVector(vector);
+      if (wasMasked && !this.state.msixMasked(vector)) this.interrupt.deliverPending(vector);
     }
+  }
+
+  private entryMasked(vector: number): boolean {
+    return (this.state.msixEntryWord(vector, PCI_MSIX_ENTRY_VECTOR_CTRL / 4) & MSIX_VECTOR_CTRL_MASKBIT) !== 0;
+  }
+
+  /** Installs the vector's message as its GSI's route (nothing when it did not change). */
+  private routeVector(vector: number): void {
+    this.routing.setMsiRoute(this.options.vectorGsis[vector]!, this.state.msixMessage(vector));
   }
 
   readConfig(offset: number, data: Uint8Array): boolean {

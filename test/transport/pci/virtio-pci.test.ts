@@ -10,7 +10,7 @@ import { KvmError } from '../../../src/vmm/kvm.js';
 import { HostCallError } from '../../../src/sys/libc.js';
 import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../../src/transport/virtio-transport-state.js';
 import { transportFeatures } from '../../../src/transport/transport-features.js';
-import { createIrqRoutingState, routingTablesInstalled } from '../../../src/vmm/irq-routing.js';
+import { createIrqRoutingState, msiRouteOf, routingTablesInstalled } from '../../../src/vmm/irq-routing.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../../src/sys/libc.js';
 import os from 'node:os';
 import { dataValue, setDataValue } from '../../../src/vmm/bus.js';
@@ -239,6 +239,22 @@ test('MSI-X table writes: a masked entry installs no route, the unmask installs 
   assert.is(routingTablesInstalled(options.routing) - before, 1, 'unchanged: nothing installed');
   bar.write(entry(0, 2), 0x51, 4);
   assert.is(routingTablesInstalled(options.routing) - before, 2, 'a new message on a live vector is installed');
+});
+
+test('MSI-X: an unmasked entry rewritten behind the function mask is routed to its new message when the mask clears', () => {
+  const { bar, options, cfgWrite, msixCap } = setup();
+  const entry = (v: number, word: number): number => L.VIRTIO_PCI_MSIX_TABLE_OFFSET + v * C.PCI_MSIX_ENTRY_SIZE + word * 4;
+  cfgWrite(msixCap + C.PCI_MSIX_FLAGS, C.PCI_MSIX_FLAGS_ENABLE, 2);
+  bar.write(entry(1, 0), 0xfee0_0000, 4);
+  bar.write(entry(1, 2), 0x41, 4);
+  bar.write(entry(1, 3), 0, 4); // unmask the entry
+  assert.equal(msiRouteOf(options.routing, options.vectorGsis[1]!), { addressLo: 0xfee0_0000, addressHi: 0, data: 0x41 });
+  // The driver masks the whole function, moves the vector to another CPU, unmasks the function.
+  cfgWrite(msixCap + C.PCI_MSIX_FLAGS, C.PCI_MSIX_FLAGS_ENABLE | C.PCI_MSIX_FLAGS_MASKALL, 2);
+  bar.write(entry(1, 0), 0xfee0_1000, 4);
+  bar.write(entry(1, 2), 0x42, 4);
+  cfgWrite(msixCap + C.PCI_MSIX_FLAGS, C.PCI_MSIX_FLAGS_ENABLE, 2);
+  assert.equal(msiRouteOf(options.routing, options.vectorGsis[1]!), { addressLo: 0xfee0_1000, addressHi: 0, data: 0x42 });
 });
 
 test.run();
