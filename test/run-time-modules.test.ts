@@ -1,9 +1,9 @@
 /**
  * Every module the VMM loads by path at run time resolves, even on a host without /dev/kvm
  * (where the tests that would load them by booting a VM are skipped): worker entry points
- * (vCPU, data plane), the bus device kinds a vCPU thread loads by module URL and export
- * name, and the virtio device kinds a data-plane thread loads by module URL and export name. A path left behind by a move
- * fails here. Each target must also have its source in src/, so a stale file in dist/
+ * (vCPU, data plane), the bus device kinds and PCI function kinds a vCPU thread loads by module
+ * URL and export name, and the virtio device kinds a data-plane thread loads the same way. A
+ * path or export left behind by a move fails here. Each target must also have its source in src/, so a stale file in dist/
  * cannot hide a broken path.
  */
 import { test } from 'uvu';
@@ -14,10 +14,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { VIRTIO_DEVICE_KINDS } from '../src/builder/virtio-devices.js';
 import { loadVirtioDeviceKind } from '../src/virtio/virtio-device.js';
 import { addLegacyDevices } from '../src/legacy/index.js';
-import { loadBusDeviceKind, type DeviceSpec } from '../src/vmm/device.js';
+import { createBusDevice, loadBusDeviceKind, type DeviceSpec } from '../src/vmm/device.js';
 import { virtioMmioDevice } from '../src/transport/virtio-mmio.js';
 import { pciConfigPortsDevice, pciMmioWindowDevice } from '../src/transport/pci/pci-root.js';
+import { PciBus } from '../src/transport/pci/pci-bus.js';
+import { loadPciFunctionKind, pciFunction } from '../src/transport/pci/pci-function.js';
+import { createNotifyRegistration, virtioPciFunction } from '../src/transport/pci/virtio-pci.js';
+import { buildVirtioPciConfig } from '../src/transport/pci/virtio-pci-attach.js';
+import * as PCI from '../src/transport/pci/pci-constants.js';
+import * as L from '../src/transport/pci/virtio-pci-layout.js';
+import { VirtioTransportState } from '../src/transport/virtio-transport-state.js';
+import { transportFeatures } from '../src/transport/transport-features.js';
+import { dataValue, setDataValue } from '../src/vmm/bus.js';
+import { VIRTIO_ID_RNG } from '../src/virtio/virtio-constants.js';
 import type { Machine } from '../src/vmm/machine.js';
+import { testDeviceContext } from './helpers/device-context.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const distSrc = path.join(root, 'dist', 'src');
@@ -51,9 +62,9 @@ test("every literal new URL('…', import.meta.url) and import('…') in dist/sr
       }
     }
   }
-  // vCPU worker, data-plane worker, virtio-pci (a PCI function), the CLI's vm.js and package.json at
-  // least; device kinds name their own module (import.meta.url) and are checked below.
-  assert.ok(checked >= 5, `only ${checked} run-time module paths found`);
+  // vCPU worker, data-plane worker, the CLI's vm.js and package.json at least; device kinds and
+  // PCI function kinds name their own module (import.meta.url) and are checked below.
+  assert.ok(checked >= 4, `only ${checked} run-time module paths found`);
 });
 
 test('each virtio device kind is exported by its module under its name, as a data-plane thread loads it', async () => {
@@ -112,6 +123,82 @@ test('each bus device kind a vCPU thread loads is exported by its module under i
     assert.ok(((await import(ref.module)) as Record<string, unknown>)[ref.exportName] === kind, what);
   }
   await assertRefused(loadBusDeviceKind, { module: virtioMmioDevice.module, exportName: 'VIRTIO_MMIO_MAGIC' });
+  await assertRefused(loadBusDeviceKind, { module: virtioPciFunction.module, exportName: virtioPciFunction.exportName });
+});
+
+test('every PCI function kind declared under src/transport/pci names its own module and export', async () => {
+  const kinds: unknown[] = [];
+  for (const file of jsFiles(path.join(distSrc, 'transport', 'pci'))) {
+    const url = pathToFileURL(file).href;
+    for (const [name, value] of Object.entries((await import(url)) as Record<string, unknown>)) {
+      if (typeof value !== 'object' || value === null || (value as { family?: unknown }).family !== 'PCI function') continue;
+      const kind = value as { module?: unknown; exportName?: unknown };
+      assert.is(kind.module, url, `${path.relative(root, file)}: ${name} names another module`);
+      assert.is(kind.exportName, name, `${path.relative(root, file)}: ${name} names another export`);
+      assertBuilt(url, name);
+      assert.ok((await loadPciFunctionKind({ module: url, exportName: name })) === value, `${name}: not what a vCPU thread loads`);
+      kinds.push(value);
+    }
+  }
+  assert.ok(kinds.includes(virtioPciFunction), 'virtioPciFunction was not found under src/transport/pci');
+  await assertRefused(loadPciFunctionKind, { module: virtioPciFunction.module, exportName: 'VirtioPciFunction' });
+  await assertRefused(loadPciFunctionKind, { module: pciConfigPortsDevice.module, exportName: pciConfigPortsDevice.exportName });
+});
+
+test('a vCPU thread builds the PCI root and its functions from what PciBus registered', async () => {
+  const specs: DeviceSpec[] = [];
+  const machine = { addDevice: (spec: DeviceSpec) => void specs.push(spec), vm: { fd: -1 } } as unknown as Machine;
+  const bus = new PciBus(machine);
+  const device = { deviceType: VIRTIO_ID_RNG, queueMaxSizes: [64], configSpace: new Uint8Array(0) };
+  const slot = bus.allocateSlot();
+  const barAddress = bus.allocateBar(L.VIRTIO_PCI_BAR_SIZE);
+  const msixVectors = L.virtioPciMsixVectors(1);
+  const { config, msixCap, pciCfgCap } = buildVirtioPciConfig(device, { barAddress, irq: 10, msixVectors });
+  const state = VirtioTransportState.create({ deviceFeatures: transportFeatures(0n), queueMaxSizes: device.queueMaxSizes, configSpace: device.configSpace, msixVectors });
+  bus.addFunction(
+    pciFunction(
+      virtioPciFunction,
+      { slot, config: config.shared, barSizes: [L.VIRTIO_PCI_BAR_SIZE] },
+      {
+        state: state.shared,
+        controlFds: [-1],
+        kickFds: [-1],
+        lineFd: -1,
+        vectorFds: Array.from({ length: msixVectors }, () => -1),
+        vectorGsis: bus.allocateMsiGsis(msixVectors),
+        routing: bus.routing,
+        msixCap,
+        pciCfgCap,
+        notifyRegistration: createNotifyRegistration(barAddress, 1),
+      },
+    ),
+  );
+  bus.register();
+  // One clone for every spec, as a vCPU thread receives them: both root devices keep one options object.
+  const [ports, window] = await Promise.all(structuredClone(specs).map((spec) => createBusDevice(spec, testDeviceContext())));
+  assert.ok(ports && window, `${specs.length} PCI root devices`);
+  const select = (fn: number, register: number): void => {
+    const latch = new Uint8Array(4);
+    setDataValue(latch, (PCI.PCI_CONFIG_ADDRESS_ENABLE | (fn << 11) | register) >>> 0);
+    ports.write(0, latch);
+  };
+  const configRead = (fn: number, register: number): number => {
+    select(fn, register);
+    const data = new Uint8Array(4);
+    ports.read(4, data);
+    return dataValue(data);
+  };
+  const numQueues = (): number => {
+    const data = new Uint8Array(2);
+    window.read(barAddress - PCI.PCI_MMIO_WINDOW_START + L.VIRTIO_PCI_COMMON_OFFSET + L.COMMON_NUM_QUEUES, data);
+    return dataValue(data);
+  };
+  assert.is(configRead(0, PCI.PCI_VENDOR_ID) & 0xffff, PCI.PCI_VENDOR_ID_INTEL, 'host bridge');
+  assert.is(configRead(slot, PCI.PCI_VENDOR_ID) >>> 16, PCI.VIRTIO_PCI_MODERN_DEVICE_ID_BASE + VIRTIO_ID_RNG, 'virtio-pci function');
+  assert.is(numQueues(), 0xffff, 'BAR 0 decoded before the guest enabled memory space');
+  select(slot, PCI.PCI_COMMAND);
+  ports.write(4, Uint8Array.of(PCI.PCI_COMMAND_MEMORY, 0));
+  assert.is(numQueues(), 1, 'num_queues through the virtio-pci handler');
 });
 
 test.run();

@@ -11,6 +11,7 @@
  */
 import type createDebug from 'debug';
 import type { GuestMemory } from '../vmm/guest-memory.js';
+import { kindRef, loadKind, type Kind, type KindRef } from '../vmm/module-kind.js';
 import type { SplitQueue } from './queue.js';
 
 export interface VirtioInterrupt {
@@ -85,16 +86,13 @@ export interface DataPlaneShare {
 }
 
 /** Where a device kind is exported: the module's URL and the export's name (plain data). */
-export interface VirtioDeviceKindRef {
-  readonly module: string;
-  readonly exportName: string;
-}
+export type VirtioDeviceKindRef = KindRef;
 
 /**
  * The one typed handle of a virtio device module (see defineVirtioDevice): where it is exported,
  * what a device with these options offers, and how a data-plane thread builds one.
  */
-export interface VirtioDeviceKind<Options> extends VirtioDeviceKindRef {
+export interface VirtioDeviceKind<Options> extends Kind<'virtio device'> {
   /** Pure and cheap: the main thread describes a device without building it. */
   describe(options: Options): VirtioDeviceDescription;
   create(options: Options, share: DataPlaneShare): VirtioDevice;
@@ -116,6 +114,7 @@ export interface VirtioDeviceDefinition<Options> {
  */
 export function defineVirtioDevice<Options>(definition: VirtioDeviceDefinition<Options>): VirtioDeviceKind<Options> {
   return {
+    family: 'virtio device',
     module: definition.module,
     exportName: definition.exportName,
     describe(options) {
@@ -141,17 +140,12 @@ export interface ConfiguredVirtioDevice {
 
 /** The only way to a VirtioDeviceSpec: `options` are checked against `kind` here, at compile time. */
 export function configureVirtioDevice<Options>(kind: VirtioDeviceKind<Options>, options: Options): ConfiguredVirtioDevice {
-  return { description: kind.describe(options), spec: { kind: { module: kind.module, exportName: kind.exportName }, options } };
+  return { description: kind.describe(options), spec: { kind: kindRef(kind), options } };
 }
 
 /** The kind `ref` names, from its module (its export must be the kind defined with that module and name). */
-export async function loadVirtioDeviceKind(ref: VirtioDeviceKindRef): Promise<VirtioDeviceKind<unknown>> {
-  const exported = ((await import(ref.module)) as Record<string, unknown>)[ref.exportName];
-  const kind = (typeof exported === 'object' && exported !== null ? exported : {}) as Partial<VirtioDeviceKind<unknown>>;
-  if (typeof kind.describe !== 'function' || typeof kind.create !== 'function' || kind.module !== ref.module || kind.exportName !== ref.exportName) {
-    throw new TypeError(`${ref.module} does not export a virtio device kind as ${ref.exportName}`);
-  }
-  return kind as VirtioDeviceKind<unknown>;
+export function loadVirtioDeviceKind(ref: VirtioDeviceKindRef): Promise<VirtioDeviceKind<unknown>> {
+  return loadKind<VirtioDeviceKind<unknown>>(ref, 'virtio device', ['describe', 'create']);
 }
 
 /**

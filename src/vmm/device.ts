@@ -11,18 +11,16 @@ import type createDebug from 'debug';
 import type { BusDevice } from './bus.js';
 import type { VmExit } from '../base/exit-status.js';
 import type { GuestMemory } from './guest-memory.js';
+import { kindRef, loadKind, type Kind, type KindRef } from './module-kind.js';
 
 /** Where a bus device kind is exported: the module's URL and the export's name (plain data). */
-export interface BusDeviceKindRef {
-  readonly module: string;
-  readonly exportName: string;
-}
+export type BusDeviceKindRef = KindRef;
 
 /**
  * The one typed handle of a bus device module (defineBusDevice): where it is exported and how a
  * vCPU thread builds the device from its options.
  */
-export interface BusDeviceKind<Options> extends BusDeviceKindRef {
+export interface BusDeviceKind<Options> extends Kind<'bus device'> {
   /** May be async: a device can load more modules (the PCI root loads its functions). */
   create(options: Options, context: DeviceContext): BusDevice | Promise<BusDevice>;
 }
@@ -32,8 +30,8 @@ export interface BusDeviceKind<Options> extends BusDeviceKindRef {
  * module: import.meta.url, exportName: '<exportName>', create })` (test/run-time-modules.test.ts
  * checks that importing `module` gives this very object under `exportName`).
  */
-export function defineBusDevice<Options = void>(definition: BusDeviceKind<Options>): BusDeviceKind<Options> {
-  return { module: definition.module, exportName: definition.exportName, create: (options, context) => definition.create(options, context) };
+export function defineBusDevice<Options = void>(definition: Omit<BusDeviceKind<Options>, 'family'>): BusDeviceKind<Options> {
+  return { family: 'bus device', module: definition.module, exportName: definition.exportName, create: (options, context) => definition.create(options, context) };
 }
 
 /** Where a device sits on the PIO or MMIO bus. */
@@ -53,17 +51,12 @@ export interface DeviceSpec extends DevicePlacement {
 
 /** The only way to a DeviceSpec: `options` are checked against `kind` here, at compile time. */
 export function deviceSpec<Options>(kind: BusDeviceKind<Options>, placement: DevicePlacement, options: Options): DeviceSpec {
-  return { ...placement, kind: { module: kind.module, exportName: kind.exportName }, options };
+  return { ...placement, kind: kindRef(kind), options };
 }
 
 /** The kind `ref` names, from its module (its export must be the kind defined with that module and name). */
-export async function loadBusDeviceKind(ref: BusDeviceKindRef): Promise<BusDeviceKind<unknown>> {
-  const exported = ((await import(ref.module)) as Record<string, unknown>)[ref.exportName];
-  const kind = (typeof exported === 'object' && exported !== null ? exported : {}) as Partial<BusDeviceKind<unknown>>;
-  if (typeof kind.create !== 'function' || kind.module !== ref.module || kind.exportName !== ref.exportName) {
-    throw new TypeError(`${ref.module} does not export a bus device kind as ${ref.exportName}`);
-  }
-  return kind as BusDeviceKind<unknown>;
+export function loadBusDeviceKind(ref: BusDeviceKindRef): Promise<BusDeviceKind<unknown>> {
+  return loadKind<BusDeviceKind<unknown>>(ref, 'bus device', ['create']);
 }
 
 /**

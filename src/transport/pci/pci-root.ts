@@ -9,7 +9,7 @@ import { dataValue, setDataValue } from '../../vmm/bus.js';
 import { defineBusDevice, type DeviceContext } from '../../vmm/device.js';
 import { PciConfigSpace } from './pci-config.js';
 import { PCI_CONFIG_ADDRESS_ENABLE } from './pci-constants.js';
-import type { PciFunctionDescriptor, PciFunctionFactory, PciFunctionHandler } from './pci-function.js';
+import { createPciFunction, type PciFunctionDescriptor, type PciFunctionHandler } from './pci-function.js';
 
 export interface PciRootOptions {
   readonly functions: readonly PciFunctionDescriptor[];
@@ -28,11 +28,7 @@ async function loadFunctions(options: PciRootOptions, context: DeviceContext): P
   const map = new Map<number, LoadedFunction>();
   for (const descriptor of options.functions) {
     const config = new PciConfigSpace(descriptor.config);
-    let handler: PciFunctionHandler | undefined;
-    if (descriptor.module && descriptor.factory) {
-      const module = (await import(descriptor.module)) as Record<string, PciFunctionFactory>;
-      handler = module[descriptor.factory]!(descriptor, config, context);
-    }
+    const handler = descriptor.handler && (await createPciFunction(descriptor.handler, config, context));
     map.set(descriptor.slot, { descriptor, config, ...(handler ? { handler } : {}) });
   }
   return map;

@@ -17,7 +17,8 @@ import { MSIX_VECTOR_CTRL_MASKBIT, VirtioTransportState } from '../virtio-transp
 import type { PciBus } from './pci-bus.js';
 import { PciConfigSpace } from './pci-config.js';
 import * as C from './pci-constants.js';
-import { createNotifyRegistration, type VirtioPciOptions } from './virtio-pci.js';
+import { pciFunction } from './pci-function.js';
+import { createNotifyRegistration, virtioPciFunction, type VirtioPciOptions } from './virtio-pci.js';
 import * as L from './virtio-pci-layout.js';
 
 /** Subsystem ID for non-transitional devices (§4.1.2.1: 0x40 or higher). */
@@ -89,14 +90,7 @@ export function attachVirtioPci(
     pciCfgCap,
     notifyRegistration,
   };
-  bus.addFunction({
-    slot,
-    config: config.shared,
-    barSizes: [L.VIRTIO_PCI_BAR_SIZE],
-    module: new URL('./virtio-pci.js', import.meta.url).href,
-    factory: 'createVirtioPciFunction',
-    options,
-  });
+  bus.addFunction(pciFunction(virtioPciFunction, { slot, config: config.shared, barSizes: [L.VIRTIO_PCI_BAR_SIZE] }, options));
   const dataPlane = startDataPlane(machine, {
     name,
     device: spec,

@@ -15,7 +15,7 @@ import { writeStatus, type StatusTransition } from '../virtio-status.js';
 import { MSIX_VECTOR_CTRL_MASKBIT, VirtioTransportState, type QueueAddressField } from '../virtio-transport-state.js';
 import type { PciConfigSpace } from './pci-config.js';
 import { PCI_BASE_ADDRESS_0, PCI_MSIX_ENTRY_SIZE, PCI_MSIX_ENTRY_VECTOR_CTRL, PCI_MSIX_FLAGS, PCI_MSIX_FLAGS_ENABLE, PCI_MSIX_FLAGS_MASKALL } from './pci-constants.js';
-import type { PciFunctionDescriptor, PciFunctionFactory, PciFunctionHandler } from './pci-function.js';
+import { definePciFunction, type PciFunctionHandler } from './pci-function.js';
 import * as L from './virtio-pci-layout.js';
 
 export interface VirtioPciOptions {
@@ -281,5 +281,9 @@ export class VirtioPciFunction implements PciFunctionHandler {
   }
 }
 
-export const createVirtioPciFunction: PciFunctionFactory = (descriptor: PciFunctionDescriptor, config, context) =>
-  new VirtioPciFunction(config, descriptor.options as VirtioPciOptions, context);
+/** A virtio device's modern virtio-pci function (attachVirtioPci places it on the bus). */
+export const virtioPciFunction = definePciFunction<VirtioPciOptions>({
+  module: import.meta.url,
+  exportName: 'virtioPciFunction',
+  create: (options, config, context) => new VirtioPciFunction(config, options, context),
+});
