@@ -27,7 +27,7 @@
 import type { CompletionHandler } from '../../../sys/io-uring.js';
 import { IOV_MAX } from '../../../sys/libc.js';
 import type { DescriptorChain } from '../../descriptor-chain.js';
-import { VIRTIO_ID_BLOCK, featureBit } from '../../virtio-constants.js';
+import { featureBit } from '../../virtio-constants.js';
 import { defineVirtioDevice, type ActivationContext, type DataPlaneShare, type VirtioDevice } from '../../virtio-device.js';
 import { BlkActive } from './active.js';
 import { describeBlk, describeVirtioBlk } from './config-space.js';
@@ -36,10 +36,8 @@ import { createIoEngine, type IoEngine } from './io-engine.js';
 import {
   BLK_COUNTERS,
   BLK_DEFAULT_POLL_US,
-  BLK_DEFAULT_QUEUE_SIZE,
   BLK_MAX_DWZ_SEGMENTS,
   BLK_MAX_DWZ_SECTORS,
-  blkDataPlaneQueues,
   type BlkCounter,
   type BlkOptions,
 } from './options.js';
@@ -60,11 +58,8 @@ const ENGINE_MAX_ENTRIES = 4096;
 const ignoreCompletion: CompletionHandler = () => {};
 
 export class VirtioBlk implements VirtioDevice {
-  readonly deviceType = VIRTIO_ID_BLOCK;
-  readonly queueMaxSizes: readonly number[];
-  readonly dataPlaneQueues: ReadonlyArray<readonly number[]>;
-  readonly features: bigint;
-  readonly configSpace: Uint8Array;
+  /** Each queue's size, from the description the transport was built from. */
+  private readonly queueMaxSizes: readonly number[];
   private readonly capacitySectors: number;
   private readonly serialBytes: Uint8Array;
   /** Shared with the disk's other data-plane threads. */
@@ -92,24 +87,13 @@ export class VirtioBlk implements VirtioDevice {
       createIoEngine(options.engine ?? 'auto', entries, log),
   ) {
     this.counters = new DeviceCounters(BLK_COUNTERS, options.counters, share?.thread ?? 0);
-    const queueSize = options.queueSize ?? BLK_DEFAULT_QUEUE_SIZE;
-    if (!Number.isInteger(options.queues) || options.queues < 1 || options.queues > 0xffff) {
-      throw new RangeError(`virtio-blk ${options.name}: ${options.queues} queues`);
-    }
-    this.queueMaxSizes = Array.from({ length: options.queues }, () => queueSize);
-    this.dataPlaneQueues = blkDataPlaneQueues(options.queues);
-    // Checked here, on the thread that builds the device, not where a thread would fail to start.
-    if (options.counters && DeviceCounters.lanesIn(options.counters, BLK_COUNTERS) < this.dataPlaneQueues.length) {
-      throw new RangeError(`virtio-blk ${options.name}: counters need ${this.dataPlaneQueues.length} lanes (one per data-plane thread)`);
-    }
+    // The same checks the main thread made when it described the device (queues, counter lanes).
+    this.queueMaxSizes = describeVirtioBlk(options).queueMaxSizes;
     this.served = share?.queues ?? this.queueMaxSizes.map((_, q) => q);
     if (this.served.some((q) => !Number.isInteger(q) || q < 0 || q >= options.queues)) {
       throw new RangeError(`virtio-blk ${options.name}: queues ${this.served.join(',')} of ${options.queues}`);
     }
-    const description = describeBlk(options);
-    this.features = description.features;
-    this.configSpace = description.config;
-    this.capacitySectors = description.capacitySectors;
+    this.capacitySectors = describeBlk(options).capacitySectors;
     this.serialBytes = new Uint8Array(S.VIRTIO_BLK_ID_BYTES);
     this.serialBytes.set(new TextEncoder().encode(options.serial).subarray(0, S.VIRTIO_BLK_ID_BYTES));
     this.shared = new BlkSharedState(options.shared);
