@@ -40,6 +40,12 @@ export interface VirtioPciOptions {
  */
 export const NOTIFY_BASE = 0;
 export const NOTIFY_REGISTERED = 1;
+/** A queue's word: no ioeventfd (another function holds the address), registered, or being retried. */
+const NOTIFY_UNREGISTERED = 0;
+const NOTIFY_REGISTERED_HERE = 1;
+const NOTIFY_RECLAIMING = 2;
+/** Notify exits of an unregistered queue between two attempts to register it again. */
+export const RECLAIM_INTERVAL = 64;
 
 export function createNotifyRegistration(barAddress: number, queues: number): SharedArrayBuffer {
   const shared = new SharedArrayBuffer((NOTIFY_REGISTERED + queues) * 4);
@@ -74,6 +80,8 @@ export class VirtioPciFunction implements PciFunctionHandler {
   private readonly interrupt: TransportInterrupt;
   private readonly routing: IrqRouting;
   private readonly transition: StatusTransition;
+  /** Notify exits this thread forwarded for queues without an ioeventfd. */
+  private notifyExits = 0;
 
   constructor(
     private readonly config: PciConfigSpace,
@@ -120,7 +128,10 @@ export class VirtioPciFunction implements PciFunctionHandler {
     else if (offset >= L.VIRTIO_PCI_NOTIFY_OFFSET && offset < L.VIRTIO_PCI_NOTIFY_OFFSET + L.VIRTIO_PCI_NOTIFY_SIZE) {
       // Normally caught by the queue's ioeventfd in the kernel; forwarded when it was not.
       const q = (offset - L.VIRTIO_PCI_NOTIFY_OFFSET) / L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
-      if (Number.isInteger(q) && q < this.options.kickFds.length) signalEventfd(this.options.kickFds[q]!);
+      if (Number.isInteger(q) && q < this.options.kickFds.length) {
+        signalEventfd(this.options.kickFds[q]!);
+        this.reclaimNotifyEventfd(q);
+      }
     } else if (offset >= L.VIRTIO_PCI_MSIX_TABLE_OFFSET && offset < L.VIRTIO_PCI_MSIX_TABLE_OFFSET + this.state.msixVectorCount * PCI_MSIX_ENTRY_SIZE) {
       if (data.length === 4) this.writeMsixEntry(offset - L.VIRTIO_PCI_MSIX_TABLE_OFFSET, value);
     }
@@ -246,6 +257,24 @@ export class VirtioPciFunction implements PciFunctionHandler {
     if (offset < PCI_BASE_ADDRESS_0 + 4 && offset + length > PCI_BASE_ADDRESS_0) this.moveNotifyEventfds();
   }
 
+  /**
+   * A queue that lost its notify address to an overlapping BAR has its notifications arrive
+   * here; once the other function has moved away the address is free again, so every
+   * RECLAIM_INTERVAL-th such exit tries to register the ioeventfd at the current base.
+   */
+  private reclaimNotifyEventfd(q: number): void {
+    const cells = new Int32Array(this.options.notifyRegistration);
+    if (Atomics.load(cells, NOTIFY_REGISTERED + q) !== NOTIFY_UNREGISTERED) return;
+    if (++this.notifyExits % RECLAIM_INTERVAL !== 1) return;
+    // One thread tries; a move of the BAR meanwhile finds the queue marked taken and skips it.
+    if (Atomics.compareExchange(cells, NOTIFY_REGISTERED + q, NOTIFY_UNREGISTERED, NOTIFY_RECLAIMING) !== NOTIFY_UNREGISTERED) return;
+    const base = Atomics.load(cells, NOTIFY_BASE) >>> 0;
+    const address = base + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
+    const registered = tryIoeventfd(() => this.ioeventfd({ address, length: 2, eventFd: this.options.kickFds[q]! }, true));
+    Atomics.store(cells, NOTIFY_REGISTERED + q, registered ? NOTIFY_REGISTERED_HERE : NOTIFY_UNREGISTERED);
+    if (registered) this.context.log('queue %d: notify ioeventfd registered again at 0x%s', q, address.toString(16));
+  }
+
   /** The BAR access the PCI configuration access capability currently describes. */
   private pciCfgWindow(): { offset: number; length: number } | undefined {
     const cap = this.options.pciCfgCap;
@@ -269,9 +298,9 @@ export class VirtioPciFunction implements PciFunctionHandler {
     let taken = 0;
     this.options.kickFds.forEach((eventFd, q) => {
       const at = (base: number): number => base + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
-      if (Atomics.load(cells, NOTIFY_REGISTERED + q)) this.ioeventfd({ address: at(current), length: 2, eventFd }, false);
+      if (Atomics.load(cells, NOTIFY_REGISTERED + q) === NOTIFY_REGISTERED_HERE) this.ioeventfd({ address: at(current), length: 2, eventFd }, false);
       const registered = tryIoeventfd(() => this.ioeventfd({ address: at(next), length: 2, eventFd }, true));
-      Atomics.store(cells, NOTIFY_REGISTERED + q, registered ? 1 : 0);
+      Atomics.store(cells, NOTIFY_REGISTERED + q, registered ? NOTIFY_REGISTERED_HERE : NOTIFY_UNREGISTERED);
       if (!registered) taken++;
     });
     this.context.log('BAR 0 moved to 0x%s: notify ioeventfds follow', next.toString(16));

@@ -5,7 +5,7 @@ import { testDeviceContext } from '../../helpers/device-context.js';
 import * as C from '../../../src/transport/pci/pci-constants.js';
 import * as L from '../../../src/transport/pci/virtio-pci-layout.js';
 import { buildVirtioPciConfig } from '../../../src/transport/pci/virtio-pci-attach.js';
-import { VirtioPciFunction, createNotifyRegistration, type IoeventfdRegistrar, type VirtioPciOptions } from '../../../src/transport/pci/virtio-pci.js';
+import { RECLAIM_INTERVAL, VirtioPciFunction, createNotifyRegistration, type IoeventfdRegistrar, type VirtioPciOptions } from '../../../src/transport/pci/virtio-pci.js';
 import { KvmError } from '../../../src/vmm/kvm.js';
 import { HostCallError } from '../../../src/sys/libc.js';
 import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../../src/transport/virtio-transport-state.js';
@@ -196,7 +196,7 @@ class IoeventfdTable {
   };
 }
 
-test('a BAR moved onto another function keeps the VMM running: its queues are notified through exits, then follow it away', () => {
+test('a BAR moved onto another function keeps the VMM running: its queues are notified through exits, win their ioeventfds back, then follow it away', () => {
   const table = new IoeventfdTable();
   const other = BAR + L.VIRTIO_PCI_BAR_SIZE;
   const notifyAt = (base: number, q: number): number => base + L.VIRTIO_PCI_NOTIFY_OFFSET + q * L.VIRTIO_PCI_NOTIFY_OFF_MULTIPLIER;
@@ -214,13 +214,22 @@ test('a BAR moved onto another function keeps the VMM running: its queues are no
   drainEventfd(a.options.kickFds[1]!);
   a.bar.write(L.VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2);
   assert.is(drainEventfd(a.options.kickFds[1]!), 1);
+  // B moves away: within RECLAIM_INTERVAL notify exits A finds the address free and takes it.
+  b.config.write(C.PCI_BASE_ADDRESS_0, Uint8Array.of(0, 0, 0x04, 0xc0));
+  b.fn.configWritten(C.PCI_BASE_ADDRESS_0, 4);
+  for (let i = 0; i < RECLAIM_INTERVAL; i++) a.bar.write(L.VIRTIO_PCI_NOTIFY_OFFSET + 4, 1, 2);
+  assert.is(drainEventfd(a.options.kickFds[1]!), RECLAIM_INTERVAL, 'every notify arrived');
+  assert.is(table.byAddress.get(notifyAt(other, 1)), a.options.kickFds[1], "A's queue 1 has its ioeventfd again");
+  assert.is(table.byAddress.get(notifyAt(other, 0)), undefined, 'queue 0 had no exit yet');
   // Moving A away again registers its ioeventfds at the new place, without touching B's.
   const away = BAR + 4 * L.VIRTIO_PCI_BAR_SIZE;
   a.config.write(C.PCI_BASE_ADDRESS_0, Uint8Array.of(0, 0, 0x02, 0xc0));
   a.fn.configWritten(C.PCI_BASE_ADDRESS_0, 4);
   assert.is(table.byAddress.get(notifyAt(away, 0)), a.options.kickFds[0]);
   assert.is(table.byAddress.get(notifyAt(away, 1)), a.options.kickFds[1]);
-  assert.is(table.byAddress.get(notifyAt(other, 1)), b.options.kickFds[1]);
+  assert.is(table.byAddress.get(notifyAt(other, 1)), undefined, 'A gave the reclaimed address back');
+  const bNow = BAR + 8 * L.VIRTIO_PCI_BAR_SIZE;
+  assert.is(table.byAddress.get(notifyAt(bNow, 1)), b.options.kickFds[1], "B's ioeventfds followed B");
 });
 
 test('MSI-X table writes: a masked entry installs no route, the unmask installs one, rewriting it unchanged installs none', () => {
