@@ -15,21 +15,52 @@
  */
 import { EXIT_HOST_ERROR } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
-import {
-  IOVEC_SIZE,
-  MAP_POPULATE,
-  MAP_SHARED,
-  PROT_READ,
-  PROT_WRITE,
-  close,
-  ioUringEnter,
-  ioUringRegister,
-  ioUringSetup,
-  mmap,
-  munmap,
-  view,
-} from './libc.js';
+import { close } from './fd.js';
+import { libc, orErrno, retryInterrupted } from './ffi.js';
+import { IOVEC_SIZE } from './iovec.js';
+import { MAP_POPULATE, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap, view } from './memory.js';
 import { EAGAIN, EBUSY, EINTR, EINVAL, ENOSYS, EPERM, errnoName } from './errno.js';
+
+// The io_uring system calls, raw: glibc has no wrappers.
+const SYS_IO_URING_SETUP = 425;
+const SYS_IO_URING_ENTER = 426;
+const SYS_IO_URING_REGISTER = 427;
+const cSyscallPointer = libc.func('long syscall(long number, long a1, void *a2)') as (
+  n: number,
+  a1: number,
+  a2: Uint8Array,
+) => number;
+const cSyscallRegister = libc.func('long syscall(long number, long fd, long opcode, void *arg, long count)') as (
+  n: number,
+  fd: number,
+  opcode: number,
+  arg: Uint8Array | null,
+  count: number,
+) => number;
+const cSyscallEnter = libc.func('long syscall(long number, long fd, long submit, long complete, long flags, long sig, long size)') as (
+  n: number,
+  fd: number,
+  toSubmit: number,
+  minComplete: number,
+  flags: number,
+  sig: number,
+  size: number,
+) => number;
+
+/** io_uring_setup(2): fills `params` (struct io_uring_params) and returns the ring fd, or -errno. */
+function ioUringSetup(entries: number, params: Uint8Array): number {
+  return orErrno(cSyscallPointer(SYS_IO_URING_SETUP, entries, params));
+}
+
+/** io_uring_enter(2) without a signal mask: returns the SQEs consumed, or -errno (EINTR retried). */
+function ioUringEnter(fd: number, toSubmit: number, minComplete: number, flags: number): number {
+  return orErrno(retryInterrupted(() => cSyscallEnter(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0)));
+}
+
+/** io_uring_register(2); returns the result or -errno. */
+function ioUringRegister(fd: number, opcode: number, arg: Uint8Array | null, count: number): number {
+  return orErrno(cSyscallRegister(SYS_IO_URING_REGISTER, fd, opcode, arg, count));
+}
 
 export type IoUringErrorKind = 'unsupported' | 'setup' | 'register' | 'submit';
 

@@ -15,7 +15,7 @@
  * no progress at all is an error.
  */
 import { setIovec } from '../../../sys/io-uring.js';
-import { IOVEC_SIZE } from '../../../sys/libc.js';
+import { IOVEC_SIZE } from '../../../sys/iovec.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 import type { DescriptorChain } from '../../descriptor-chain.js';
 import { GuestMemoryError, type GuestMemory } from '../../../vmm/guest-memory.js';

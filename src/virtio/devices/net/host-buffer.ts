@@ -1,5 +1,5 @@
 /** iovec arrays in host memory (a HostBuffer), for readv/writev on the TAP. */
-import { IOVEC_SIZE } from '../../../sys/libc.js';
+import { IOVEC_SIZE } from '../../../sys/iovec.js';
 import { setIovec } from '../../../sys/io-uring.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 
