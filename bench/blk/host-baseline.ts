@@ -7,7 +7,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { IoUring, setIovec } from '../../src/sys/io-uring.js';
+import { IoUring } from '../../src/sys/io-uring.js';
+import { setIovec } from '../../src/sys/iovec.js';
 import { HostBuffer } from '../../src/sys/host-buffer.js';
 import { mapGuestRam } from '../../src/vmm/guest-ram.js';
 import { O_DIRECT, O_RDWR, close, open } from '../../src/sys/fd.js';

@@ -17,7 +17,7 @@ import { EXIT_HOST_ERROR } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
 import { close } from './fd.js';
 import { libc, orErrno, retryInterrupted } from './ffi.js';
-import { IOVEC_SIZE } from './iovec.js';
+import { setU64Words } from './iovec.js';
 import { MAP_POPULATE, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap, view } from './memory.js';
 import { EAGAIN, EBUSY, EINTR, EINVAL, ENOSYS, EPERM, errnoName } from './errno.js';
 
@@ -85,7 +85,6 @@ export const IORING_OP_FALLOCATE = 17;
 export const IOSQE_IO_DRAIN = 1 << 1;
 // sqe->rw_flags (RWF_*): fail with EAGAIN instead of waiting (or arming a poll) when data is not ready.
 export const RWF_NOWAIT = 0x8;
-const INVERSE_TWO_32 = 1 / 0x1_0000_0000;
 // sqe->fsync_flags.
 export const IORING_FSYNC_DATASYNC = 1 << 0;
 const IORING_ENTER_GETEVENTS = 1 << 0;
@@ -364,22 +363,4 @@ export class IoUring {
     munmap(this.ringAddress, this.ringBytes);
     close(this.fd);
   }
-}
-
-/** Writes iovec `index` of the array `iovecs` (a Uint32Array over native memory). */
-export function setIovec(iovecs: Uint32Array, index: number, base: number, length: number): void {
-  const at = (index * IOVEC_SIZE) / 4;
-  setU64Words(iovecs, at, base);
-  setU64Words(iovecs, at + 2, length);
-}
-
-/**
- * Stores an integer below 2^53 in magnitude (-1 too: all ones) as two little-endian words at
- * `words[at]`: ToUint32 is exact for such integers and compiles to a truncation, and the rest
- * divides exactly by a power of two (no % and no division: this runs per SQE and per iovec).
- */
-export function setU64Words(words: Uint32Array, at: number, value: number): void {
-  const low = value >>> 0;
-  words[at] = low;
-  words[at + 1] = (value - low) * INVERSE_TWO_32;
 }

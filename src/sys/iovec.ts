@@ -1,6 +1,7 @@
 /**
- * Vectored I/O over iovec arrays in host memory (HostBuffer), passed by address: preadv/pwritev
- * on a disk image, readv/writev on a TAP fd. Each returns bytes moved or -errno, EINTR retried.
+ * Vectored I/O over iovec arrays in host memory (HostBuffer), passed by address: filling them in
+ * (setIovec), and preadv/pwritev on a disk image, readv/writev on a TAP fd, each returning bytes
+ * moved or -errno, EINTR retried. io_uring's READV/WRITEV take the same arrays.
  */
 import { libc, orErrno, retryInterrupted } from './ffi.js';
 
@@ -43,4 +44,24 @@ export function readv(fd: number, iov: number, count: number): number {
 /** writev(2) from the iovec array at host address `iov`; bytes written or -errno. */
 export function writev(fd: number, iov: number, count: number): number {
   return orErrno(retryInterrupted(() => cWritev(fd, iov, count)));
+}
+
+const INVERSE_TWO_32 = 1 / 0x1_0000_0000;
+
+/** Writes iovec `index` of the array `iovecs` (a Uint32Array over native memory). */
+export function setIovec(iovecs: Uint32Array, index: number, base: number, length: number): void {
+  const at = (index * IOVEC_SIZE) / 4;
+  setU64Words(iovecs, at, base);
+  setU64Words(iovecs, at + 2, length);
+}
+
+/**
+ * Stores an integer below 2^53 in magnitude (-1 too: all ones) as two little-endian words at
+ * `words[at]`: ToUint32 is exact for such integers and compiles to a truncation, and the rest
+ * divides exactly by a power of two (no % and no division: this runs per SQE and per iovec).
+ */
+export function setU64Words(words: Uint32Array, at: number, value: number): void {
+  const low = value >>> 0;
+  words[at] = low;
+  words[at + 1] = (value - low) * INVERSE_TWO_32;
 }
