@@ -12,7 +12,7 @@
  * another task wants the CPU; the poll here yields the CPU every 10 µs instead.
  */
 import { readFileSync } from 'node:fs';
-import { schedYield } from '../src/sys/libc.js';
+import { schedYield } from '../src/sys/threads.js';
 import type { VirtioMmioHarness } from '../test/helpers/virtio-harness.js';
 
 export type DriverWait = 'halt-poll' | 'sleep';

@@ -34,7 +34,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as S from '../src/virtio/devices/net/spec.js';
-import { readFd } from '../src/sys/libc.js';
+import { readFd } from '../src/sys/fd.js';
 import { NetBed, TX, RX } from '../test/virtio/devices/net/net-bed.js';
 import { ETHERTYPE_IPV4, IPPROTO_TCP, IPPROTO_UDP, TCP_ACK, ethernet, ipv4, tcp, vnetHeader } from '../test/helpers/packets.js';
 import { RxBenchDriver, TxBenchDriver, benchBuffers } from './net/driver.js';

@@ -7,10 +7,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { IoUring, setIovec } from '../../src/sys/io-uring.js';
+import { IoUring } from '../../src/sys/io-uring.js';
+import { setIovec } from '../../src/sys/iovec.js';
 import { HostBuffer } from '../../src/sys/host-buffer.js';
 import { mapGuestRam } from '../../src/vmm/guest-ram.js';
-import { O_DIRECT, O_RDWR, close, munmap, open } from '../../src/sys/libc.js';
+import { O_DIRECT, O_RDWR, close, open } from '../../src/sys/fd.js';
+import { munmap } from '../../src/sys/memory.js';
 import { HUGE_PAGE, type Pattern, type PatternResult } from './driver.js';
 
 export type BaselineTool = 'fio' | 'io_uring loop';

@@ -6,7 +6,8 @@
  * the reader is timed. With `vnetHeader`, each write starts with a 10-byte
  * struct virtio_net_hdr, which is how a GSO frame is handed in.
  */
-import { close, interfaceIndex, socket, writeFd } from '../../src/sys/libc.js';
+import { close, writeFd } from '../../src/sys/fd.js';
+import { interfaceIndex, socket } from '../../src/sys/sockets.js';
 import { bind, setSocketOption } from '../../test/helpers/host-bindings.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
 

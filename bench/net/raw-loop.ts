@@ -8,7 +8,7 @@
  * a second thread. The device's data plane is always a second thread, so the baseline is too.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { readFd, writeFd } from '../../src/sys/libc.js';
+import { readFd, writeFd } from '../../src/sys/fd.js';
 
 export interface Rate {
   readonly frames: number;

@@ -6,7 +6,8 @@
  * (Frames written into an AF_PACKET socket are marked untrusted and would be
  * segmented by the stack before they reach the TAP.)
  */
-import { close, socket, writeFd } from '../../src/sys/libc.js';
+import { close, writeFd } from '../../src/sys/fd.js';
+import { socket } from '../../src/sys/sockets.js';
 import { connect, setSocketOption } from '../../test/helpers/host-bindings.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
 import { ipBytes } from '../../test/helpers/packets.js';

@@ -20,7 +20,7 @@ import { BLK_COUNTERS, blkDataPlaneQueues } from '../virtio/devices/blk/options.
 import { blkOptionsFor } from './blk-options.js';
 import type { DiskImage } from '../disk/disk-image.js';
 import { diskName } from '../disk/disk-spec.js';
-import { O_CLOEXEC, close, pipe, setNonBlocking } from '../sys/libc.js';
+import { O_CLOEXEC, close, pipe, setNonBlocking } from '../sys/fd.js';
 import type { Machine } from '../vmm/machine.js';
 import { attachVirtioPci } from '../transport/pci/virtio-pci-attach.js';
 import { PciBus } from '../transport/pci/pci-bus.js';

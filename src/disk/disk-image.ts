@@ -10,19 +10,10 @@
 import { createHash } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import path from 'node:path';
-import {
-  F_RDLCK,
-  F_WRLCK,
-  HostCallError,
-  O_DIRECT,
-  O_RDONLY,
-  O_RDWR,
-  close,
-  directIoAlignment,
-  ioctlBuffer,
-  lockWholeFile,
-  open,
-} from '../sys/libc.js';
+import { O_DIRECT, O_RDONLY, O_RDWR, close, open } from '../sys/fd.js';
+import { HostCallError } from '../sys/ffi.js';
+import { F_RDLCK, F_WRLCK, directIoAlignment, lockWholeFile } from '../sys/files.js';
+import { ioctlBuffer } from '../sys/ioctl.js';
 import { EACCES, EAGAIN, errnoName } from '../sys/errno.js';
 import { SECTOR, checkDiskPath, checkDistinctDisks, realPath } from './disk-check.js';
 import { DiskError } from './disk-error.js';

@@ -8,7 +8,7 @@
 import type { BusDevice } from '../vmm/bus.js';
 import { defineBusDevice, type DeviceContext } from '../vmm/device.js';
 import { SharedLock } from '../vmm/shared-lock.js';
-import { writeFully } from '../sys/libc.js';
+import { writeFully } from '../sys/fd.js';
 
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;

@@ -7,7 +7,10 @@
  * until EAGAIN. Offloads stay off until a driver negotiates them.
  */
 import createDebug from 'debug';
-import { HostCallError, O_NONBLOCK, O_RDWR, close, interfaceIndex, ioctl, ioctlBuffer, open } from '../sys/libc.js';
+import { O_NONBLOCK, O_RDWR, close, open } from '../sys/fd.js';
+import { HostCallError } from '../sys/ffi.js';
+import { ioctl, ioctlBuffer } from '../sys/ioctl.js';
+import { interfaceIndex } from '../sys/sockets.js';
 import { EACCES, EBUSY, EINVAL, ENODEV, ENOENT, ENXIO, EPERM, errnoName } from '../sys/errno.js';
 import { NetError } from './net-error.js';
 import { checkInterfaceName } from './net-spec.js';

@@ -5,7 +5,7 @@
  * is known and stable (and page-aligned); NORESERVE, so an arena sized for the
  * worst case costs only the pages actually touched.
  */
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view } from './libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view } from './memory.js';
 
 const PAGE = 4096;
 

@@ -15,21 +15,52 @@
  */
 import { EXIT_HOST_ERROR } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
-import {
-  IOVEC_SIZE,
-  MAP_POPULATE,
-  MAP_SHARED,
-  PROT_READ,
-  PROT_WRITE,
-  close,
-  ioUringEnter,
-  ioUringRegister,
-  ioUringSetup,
-  mmap,
-  munmap,
-  view,
-} from './libc.js';
+import { close } from './fd.js';
+import { libc, orErrno, retryInterrupted } from './ffi.js';
+import { setU64Words } from './iovec.js';
+import { MAP_POPULATE, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap, view } from './memory.js';
 import { EAGAIN, EBUSY, EINTR, EINVAL, ENOSYS, EPERM, errnoName } from './errno.js';
+
+// The io_uring system calls, raw: glibc has no wrappers.
+const SYS_IO_URING_SETUP = 425;
+const SYS_IO_URING_ENTER = 426;
+const SYS_IO_URING_REGISTER = 427;
+const cSyscallPointer = libc.func('long syscall(long number, long a1, void *a2)') as (
+  n: number,
+  a1: number,
+  a2: Uint8Array,
+) => number;
+const cSyscallRegister = libc.func('long syscall(long number, long fd, long opcode, void *arg, long count)') as (
+  n: number,
+  fd: number,
+  opcode: number,
+  arg: Uint8Array | null,
+  count: number,
+) => number;
+const cSyscallEnter = libc.func('long syscall(long number, long fd, long submit, long complete, long flags, long sig, long size)') as (
+  n: number,
+  fd: number,
+  toSubmit: number,
+  minComplete: number,
+  flags: number,
+  sig: number,
+  size: number,
+) => number;
+
+/** io_uring_setup(2): fills `params` (struct io_uring_params) and returns the ring fd, or -errno. */
+function ioUringSetup(entries: number, params: Uint8Array): number {
+  return orErrno(cSyscallPointer(SYS_IO_URING_SETUP, entries, params));
+}
+
+/** io_uring_enter(2) without a signal mask: returns the SQEs consumed, or -errno (EINTR retried). */
+function ioUringEnter(fd: number, toSubmit: number, minComplete: number, flags: number): number {
+  return orErrno(retryInterrupted(() => cSyscallEnter(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, 0, 0)));
+}
+
+/** io_uring_register(2); returns the result or -errno. */
+function ioUringRegister(fd: number, opcode: number, arg: Uint8Array | null, count: number): number {
+  return orErrno(cSyscallRegister(SYS_IO_URING_REGISTER, fd, opcode, arg, count));
+}
 
 export type IoUringErrorKind = 'unsupported' | 'setup' | 'register' | 'submit';
 
@@ -54,7 +85,6 @@ export const IORING_OP_FALLOCATE = 17;
 export const IOSQE_IO_DRAIN = 1 << 1;
 // sqe->rw_flags (RWF_*): fail with EAGAIN instead of waiting (or arming a poll) when data is not ready.
 export const RWF_NOWAIT = 0x8;
-const INVERSE_TWO_32 = 1 / 0x1_0000_0000;
 // sqe->fsync_flags.
 export const IORING_FSYNC_DATASYNC = 1 << 0;
 const IORING_ENTER_GETEVENTS = 1 << 0;
@@ -333,22 +363,4 @@ export class IoUring {
     munmap(this.ringAddress, this.ringBytes);
     close(this.fd);
   }
-}
-
-/** Writes iovec `index` of the array `iovecs` (a Uint32Array over native memory). */
-export function setIovec(iovecs: Uint32Array, index: number, base: number, length: number): void {
-  const at = (index * IOVEC_SIZE) / 4;
-  setU64Words(iovecs, at, base);
-  setU64Words(iovecs, at + 2, length);
-}
-
-/**
- * Stores an integer below 2^53 in magnitude (-1 too: all ones) as two little-endian words at
- * `words[at]`: ToUint32 is exact for such integers and compiles to a truncation, and the rest
- * divides exactly by a power of two (no % and no division: this runs per SQE and per iovec).
- */
-export function setU64Words(words: Uint32Array, at: number, value: number): void {
-  const low = value >>> 0;
-  words[at] = low;
-  words[at + 1] = (value - low) * INVERSE_TWO_32;
 }

@@ -4,7 +4,7 @@
  * its vector's irqfd, or marks it pending while masked; otherwise the ISR
  * bit is set and the INTx/MMIO line's irqfd fires.
  */
-import { signalEventfd } from '../sys/libc.js';
+import { signalEventfd } from '../sys/eventfd.js';
 import type { VirtioInterrupt } from '../virtio/virtio-device.js';
 import { VIRTIO_ISR_CONFIG, VIRTIO_ISR_QUEUE, VIRTIO_MSI_NO_VECTOR } from '../virtio/virtio-constants.js';
 import type { VirtioTransportState } from './virtio-transport-state.js';

@@ -4,7 +4,7 @@
  * the device's interrupt line, its data-plane thread, and the kernel
  * command-line word that announces it.
  */
-import { nonBlockingEventfd } from '../sys/libc.js';
+import { nonBlockingEventfd } from '../sys/eventfd.js';
 import { assignIrqfd, setIoeventfd } from '../vmm/kvm.js';
 import type { Machine } from '../vmm/machine.js';
 import { startDataPlane, type DataPlane } from './data-plane/data-plane.js';

@@ -7,7 +7,7 @@
 import type { BusDevice } from '../vmm/bus.js';
 import { dataValue, setDataValue } from '../vmm/bus.js';
 import { defineBusDevice } from '../vmm/device.js';
-import { signalEventfd } from '../sys/libc.js';
+import { signalEventfd } from '../sys/eventfd.js';
 import { VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTQ_MAX_SIZE } from '../virtio/virtio-constants.js';
 import { VirtioTransportState } from './virtio-transport-state.js';
 import { writeStatus, type StatusTransition } from './virtio-status.js';

@@ -6,7 +6,7 @@
  * (every one of the device's data-plane threads).
  */
 import type createDebug from 'debug';
-import { signalEventfd } from '../sys/libc.js';
+import { signalEventfd } from '../sys/eventfd.js';
 import {
   VIRTIO_CONFIG_S_DRIVER_OK,
   VIRTIO_CONFIG_S_FAILED,

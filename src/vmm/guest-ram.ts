@@ -15,7 +15,7 @@ import {
   madvise,
   mmap,
   view,
-} from '../sys/libc.js';
+} from '../sys/memory.js';
 
 /** Start of the 32-bit PCI hole (MMIO BARs, IOAPIC, LAPIC, KVM's TSS pages): 3 GiB up to 4 GiB. */
 export const PCI_HOLE_START = 0xc000_0000;

@@ -6,7 +6,8 @@
  */
 import * as abi from './kvm-abi.js';
 import { KvmError } from './kvm.js';
-import { HostCallError, ioctlBuffer } from '../sys/libc.js';
+import { HostCallError } from '../sys/ffi.js';
+import { ioctlBuffer } from '../sys/ioctl.js';
 import { SharedLock } from './shared-lock.js';
 import { FIRST_MSI_GSI, IOAPIC_PINS, MAX_MSI_ROUTES } from './gsi-layout.js';
 

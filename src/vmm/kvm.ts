@@ -5,7 +5,9 @@
 import { EXIT_HOST_ERROR, EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
 import * as abi from './kvm-abi.js';
-import { HostCallError, O_RDWR, ioctl, ioctlBuffer, open } from '../sys/libc.js';
+import { O_RDWR, open } from '../sys/fd.js';
+import { HostCallError } from '../sys/ffi.js';
+import { ioctl, ioctlBuffer } from '../sys/ioctl.js';
 
 export type KvmErrorKind = 'unavailable' | 'permission' | 'api-version' | 'capability' | 'vcpu-limit' | 'ioctl';
 

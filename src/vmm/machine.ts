@@ -14,7 +14,10 @@ import { allocateGuestRam } from './guest-ram.js';
 import { HOST_QUIRK_CPU_EDITS } from './host-quirks.js';
 import { RUN } from './kvm-abi.js';
 import { Kvm, KvmError, type VmFd } from './kvm.js';
-import { MAP_SHARED, PROT_READ, PROT_WRITE, close, getpid, mmap, tgkill, view } from '../sys/libc.js';
+import { close } from '../sys/fd.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE, mmap, view } from '../sys/memory.js';
+import { tgkill } from '../sys/signals.js';
+import { getpid } from '../sys/threads.js';
 import { CONTROL_STOP, type VcpuMessage, type VcpuStart } from './vcpu-protocol.js';
 import { takeVcpuThreads, type VcpuThread } from './vcpu-threads.js';
 

@@ -6,7 +6,9 @@ import type { CpuEntryState, SegmentState } from './cpu-state.js';
 import type { GuestMemory } from './guest-memory.js';
 import * as abi from './kvm-abi.js';
 import { KvmError } from './kvm.js';
-import { HostCallError, ioctlBuffer, view } from '../sys/libc.js';
+import { HostCallError } from '../sys/ffi.js';
+import { ioctlBuffer } from '../sys/ioctl.js';
+import { view } from '../sys/memory.js';
 
 const KVM_GET_LAPIC = 0x8400ae8e;
 const KVM_SET_LAPIC = 0x4400ae8f;

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { parseCommand, UsageError } from '../../src/cli/args.js';
 import { openTap } from '../../src/net/tap.js';
-import { close } from '../../src/sys/libc.js';
+import { close } from '../../src/sys/fd.js';
 import { NetNamespace } from '../helpers/netns.js';
 import { CLI } from '../helpers/run-kvm.js';
 import { ensureTestGuest } from '../helpers/test-guest.js';

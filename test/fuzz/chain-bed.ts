@@ -9,7 +9,7 @@ import { DescriptorChain } from '../../src/virtio/descriptor-chain.js';
 import { SplitQueue } from '../../src/virtio/queue.js';
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap } from '../../src/sys/libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap } from '../../src/sys/memory.js';
 import { MockSplitQueueDriver, type DriverBuffer } from '../virtio/mock-driver.js';
 
 export const BED_RAM = 2 * 0x100000;

@@ -20,7 +20,7 @@ import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, VirtioConsole } from '../../src/vi
 import { WAKEUP_BYTE_BUDGET } from '../../src/virtio/devices/drain.js';
 import type { SplitQueue } from '../../src/virtio/queue.js';
 import { featureBit, VIRTIO_F_VERSION_1 } from '../../src/virtio/virtio-constants.js';
-import { close, pipe, setNonBlocking, writeFully } from '../../src/sys/libc.js';
+import { close, pipe, setNonBlocking, writeFully } from '../../src/sys/fd.js';
 import { ChainBed, expect, type ChainSpec, type PostedChain } from './chain-bed.js';
 import { fillPattern, type FuzzTarget } from './fuzz-target.js';
 

@@ -14,7 +14,7 @@ import { DescriptorChain } from '../../src/virtio/descriptor-chain.js';
 import { POP_BUFFER, POP_CHAIN, POP_NONE, QueueError, SplitQueue, type QueueErrorKind } from '../../src/virtio/queue.js';
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap } from '../../src/sys/libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap } from '../../src/sys/memory.js';
 import type { FuzzTarget } from './fuzz-target.js';
 
 // ---------------------------------------------------------------------------------------------

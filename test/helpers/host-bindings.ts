@@ -1,23 +1,12 @@
 /**
  * libc calls only tests and benchmarks need (network namespaces, sockets, page-cache
- * state), bound here so src/sys carries only what the VMM itself calls. Failures throw
- * the VMM's HostCallError, as src/sys/libc.ts does.
+ * state), bound here so src/sys carries only what the VMM itself calls. They are declared
+ * on src/sys/ffi.ts's libc handle and fail through its `check`, as the VMM's own bindings do.
  */
-import koffi from 'koffi';
-import { errnoName } from '../../src/sys/errno.js';
-import { HostCallError, SOCK_CLOEXEC } from '../../src/sys/libc.js';
+import { check, libc } from '../../src/sys/ffi.js';
+import { SOCK_CLOEXEC } from '../../src/sys/sockets.js';
 
-const lib = koffi.load('libc.so.6');
-
-function check(call: string, result: number): number {
-  if (result < 0) {
-    const e = koffi.errno();
-    throw new HostCallError(call, e, errnoName(e));
-  }
-  return result;
-}
-
-const cSetns = lib.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
+const cSetns = libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
 
 export const CLONE_NEWNET = 0x40000000;
 
@@ -27,7 +16,7 @@ export function setns(fd: number, nstype: number): void {
 }
 
 const SYS_CACHESTAT = 451;
-const cSyscallCachestat = lib.func('long syscall(long number, long fd, void *range, void *stat, long flags)') as (
+const cSyscallCachestat = libc.func('long syscall(long number, long fd, void *range, void *stat, long flags)') as (
   n: number,
   fd: number,
   range: Uint8Array,
@@ -53,16 +42,16 @@ export function pageCacheState(fd: number, offset: number, length: number): Page
   return { cached: Number(sv.getBigUint64(0, true)), dirty: Number(sv.getBigUint64(8, true)), writeback: Number(sv.getBigUint64(16, true)) };
 }
 
-const cBind = lib.func('int bind(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
-const cConnect = lib.func('int connect(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
-const cSetsockopt = lib.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as (
+const cBind = libc.func('int bind(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
+const cConnect = libc.func('int connect(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
+const cSetsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as (
   fd: number,
   level: number,
   name: number,
   value: Uint8Array,
   length: number,
 ) => number;
-const cSocketpair = lib.func('int socketpair(int domain, int type, int protocol, int *fds)') as (domain: number, type: number, protocol: number, fds: Int32Array) => number;
+const cSocketpair = libc.func('int socketpair(int domain, int type, int protocol, int *fds)') as (domain: number, type: number, protocol: number, fds: Int32Array) => number;
 
 /** socketpair(2): two connected sockets (close-on-exec). */
 export function socketPair(domain: number, type: number, protocol = 0): [number, number] {

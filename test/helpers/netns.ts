@@ -6,7 +6,7 @@
  * the TAP is created there; other threads are not moved.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { O_RDONLY, close, open } from '../../src/sys/libc.js';
+import { O_RDONLY, close, open } from '../../src/sys/fd.js';
 import { CLONE_NEWNET, setns } from './host-bindings.js';
 
 const live = new Set<string>();

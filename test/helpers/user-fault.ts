@@ -6,7 +6,9 @@
  * the others do meanwhile. Needs /dev/userfaultfd (Linux 6.1+) and root
  * (faults in kernel mode are only delivered to privileged handlers).
  */
-import { EPOLLIN, EPOLL_EVENT_SIZE, O_CLOEXEC, O_NONBLOCK, O_RDWR, close, epollAdd, epollCreate, epollWait, ioctl, ioctlBuffer, open, readFd } from '../../src/sys/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, epollAdd, epollCreate, epollWait } from '../../src/sys/epoll.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDWR, close, open, readFd } from '../../src/sys/fd.js';
+import { ioctl, ioctlBuffer } from '../../src/sys/ioctl.js';
 
 const UFFD_API = 0xaa;
 /** _IO(0xAA, 0x00) on /dev/userfaultfd: a new userfaultfd, flags as the argument. */

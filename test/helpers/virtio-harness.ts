@@ -9,20 +9,10 @@
 import createDebug from 'debug';
 import { mapGuestRam, memoryFromRegions } from '../../src/vmm/guest-ram.js';
 import type { GuestMemory, RegionDescriptor } from '../../src/vmm/guest-memory.js';
-import {
-  EFD_CLOEXEC,
-  EFD_NONBLOCK,
-  EPOLLIN,
-  EPOLL_EVENT_SIZE,
-  close,
-  drainEventfd,
-  epollAdd,
-  epollCreate,
-  epollWait,
-  eventfd,
-  munmap,
-  signalEventfd,
-} from '../../src/sys/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, epollAdd, epollCreate, epollWait } from '../../src/sys/epoll.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd, signalEventfd } from '../../src/sys/eventfd.js';
+import { close } from '../../src/sys/fd.js';
+import { munmap } from '../../src/sys/memory.js';
 import { DataPlane } from '../../src/transport/data-plane/data-plane.js';
 import type { ConfiguredVirtioDevice } from '../../src/virtio/virtio-device.js';
 import * as V from '../../src/virtio/virtio-constants.js';

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ensureTestGuest } from '../helpers/test-guest.js';
 import { CLI, assertKvmUsable, readMetrics, runKvm, type KvmRun } from '../helpers/run-kvm.js';
-import { O_RDONLY, close, open } from '../../src/sys/libc.js';
+import { O_RDONLY, close, open } from '../../src/sys/fd.js';
 import { pageCacheState } from '../helpers/host-bindings.js';
 import { requiresKvm } from '../helpers/kvm-host.js';
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { NetError } from '../../src/net/net-error.js';
 import { openTap } from '../../src/net/tap.js';
 import { TUN_F_CSUM, TUN_F_TSO4 } from '../../src/sys/tun-abi.js';
-import { close } from '../../src/sys/libc.js';
+import { close } from '../../src/sys/fd.js';
 import { NetNamespace } from '../helpers/netns.js';
 
 const NOBODY = 65534;

@@ -4,19 +4,12 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IoUring, setIovec } from '../../src/sys/io-uring.js';
+import { IoUring } from '../../src/sys/io-uring.js';
+import { setIovec } from '../../src/sys/iovec.js';
 import { HostBuffer } from '../../src/sys/host-buffer.js';
-import {
-  EFD_CLOEXEC,
-  EFD_NONBLOCK,
-  FALLOC_FL_KEEP_SIZE,
-  FALLOC_FL_PUNCH_HOLE,
-  O_RDWR,
-  close,
-  drainEventfd,
-  eventfd,
-  open,
-} from '../../src/sys/libc.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/sys/eventfd.js';
+import { O_RDWR, close, open } from '../../src/sys/fd.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/sys/files.js';
 
 function scratch(bytes: Uint8Array): { file: string; fd: number; done(): void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-uring-'));

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { O_CLOEXEC, close, pipe, setNonBlocking, writeFully } from '../../src/sys/libc.js';
+import { O_CLOEXEC, close, pipe, setNonBlocking, writeFully } from '../../src/sys/fd.js';
 
 test('console writes wait for a slow reader on a non-blocking pipe instead of dropping bytes', async () => {
   const [readEnd, writeEnd] = pipe(O_CLOEXEC);

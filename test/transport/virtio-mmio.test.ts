@@ -5,7 +5,7 @@ import createDebug from 'debug';
 import * as M from '../../src/transport/virtio-mmio.js';
 import { VirtioTransportState } from '../../src/transport/virtio-transport-state.js';
 import { transportFeatures } from '../../src/transport/transport-features.js';
-import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/sys/libc.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../src/sys/eventfd.js';
 import * as V from '../../src/virtio/virtio-constants.js';
 import { dataValue } from '../../src/vmm/bus.js';
 

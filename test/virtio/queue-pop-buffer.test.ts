@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap } from '../../src/sys/libc.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap } from '../../src/sys/memory.js';
 import { DescriptorChain } from '../../src/virtio/descriptor-chain.js';
 import { POP_BUFFER, POP_CHAIN, POP_NONE, SplitQueue } from '../../src/virtio/queue.js';
 import { MockSplitQueueDriver } from './mock-driver.js';

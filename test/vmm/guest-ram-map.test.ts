@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { mapGuestRam } from '../../src/vmm/guest-ram.js';
-import { munmap } from '../../src/sys/libc.js';
+import { munmap } from '../../src/sys/memory.js';
 
 function vmFlags(address: number): string[] {
   const smaps = readFileSync('/proc/self/smaps', 'utf8').split('\n');

@@ -10,7 +10,9 @@
 import createDebug from 'debug';
 import { workerData } from 'node:worker_threads';
 import { memoryFromRegions } from '../../vmm/guest-ram.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, close, drainEventfd, epollAdd, epollCreate, epollRemove, epollWait, signalEventfd } from '../../sys/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, epollAdd, epollCreate, epollRemove, epollWait } from '../../sys/epoll.js';
+import { drainEventfd, signalEventfd } from '../../sys/eventfd.js';
+import { close } from '../../sys/fd.js';
 import { TransportInterrupt } from '../virtio-interrupt.js';
 import { RateLimitedLog, logSynchronously, writeStderrNow } from '../../sys/thread-log.js';
 import { EINTR } from '../../sys/errno.js';

@@ -4,7 +4,7 @@
  * shared state, and ask them to finish when the VM ends.
  */
 import { Worker } from 'node:worker_threads';
-import { signalEventfd } from '../../sys/libc.js';
+import { signalEventfd } from '../../sys/eventfd.js';
 import type { Machine } from '../../vmm/machine.js';
 import type { RegionDescriptor } from '../../vmm/guest-memory.js';
 import type { InterruptFds } from '../virtio-interrupt.js';

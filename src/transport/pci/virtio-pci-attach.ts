@@ -6,7 +6,7 @@
  * irqfd with resampling, then its data-plane thread.
  */
 import { assignIrqfd, setIoeventfd } from '../../vmm/kvm.js';
-import { nonBlockingEventfd } from '../../sys/libc.js';
+import { nonBlockingEventfd } from '../../sys/eventfd.js';
 import type { Machine } from '../../vmm/machine.js';
 import { startDataPlane } from '../data-plane/data-plane.js';
 import { VIRTIO_ID_CONSOLE } from '../../virtio/virtio-constants.js';

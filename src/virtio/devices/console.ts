@@ -6,7 +6,8 @@
  * otherwise, so nothing is read that could not be delivered).
  */
 import type { DescriptorChain } from '../descriptor-chain.js';
-import { bytesReadable, readFd, writeFully } from '../../sys/libc.js';
+import { readFd, writeFully } from '../../sys/fd.js';
+import { bytesReadable } from '../../sys/ioctl.js';
 import { VIRTIO_ID_CONSOLE } from '../virtio-constants.js';
 import { defineVirtioDevice, type ActivationContext, type VirtioDevice } from '../virtio-device.js';
 import { WAKEUP_BYTE_BUDGET } from './drain.js';

@@ -5,7 +5,8 @@ import { readSync, writeSync } from 'node:fs';
 import { VirtioMmioHarness } from '../../helpers/virtio-harness.js';
 import { CONSOLE_RECEIVEQ, CONSOLE_TRANSMITQ, virtioConsole, type ConsoleOptions } from '../../../src/virtio/devices/console.js';
 import { configureVirtioDevice } from '../../../src/virtio/virtio-device.js';
-import { O_CLOEXEC, bytesReadable, close, pipe, setNonBlocking } from '../../../src/sys/libc.js';
+import { O_CLOEXEC, close, pipe, setNonBlocking } from '../../../src/sys/fd.js';
+import { bytesReadable } from '../../../src/sys/ioctl.js';
 import * as V from '../../../src/virtio/virtio-constants.js';
 
 async function harness() {

@@ -25,7 +25,7 @@
  * buffer of the old driver is touched once the driver sees status 0.
  */
 import type { CompletionHandler } from '../../../sys/io-uring.js';
-import { IOV_MAX } from '../../../sys/libc.js';
+import { IOV_MAX } from '../../../sys/iovec.js';
 import type { DescriptorChain } from '../../descriptor-chain.js';
 import { featureBit } from '../../virtio-constants.js';
 import { defineVirtioDevice, type ActivationContext, type DataPlaneShare, type VirtioDevice } from '../../virtio-device.js';

@@ -7,17 +7,10 @@
  * seccomp in containers) and a reference for tests.
  */
 import { IoUring, IoUringError, type CompletionHandler } from '../../../sys/io-uring.js';
-import {
-  EFD_CLOEXEC,
-  EFD_NONBLOCK,
-  close,
-  drainEventfd,
-  eventfd,
-  fallocate,
-  fdatasync,
-  preadv,
-  pwritev,
-} from '../../../sys/libc.js';
+import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../../sys/eventfd.js';
+import { close } from '../../../sys/fd.js';
+import { fallocate, fdatasync } from '../../../sys/files.js';
+import { preadv, pwritev } from '../../../sys/iovec.js';
 
 export interface IoEngine {
   readonly kind: 'io-uring' | 'sync';

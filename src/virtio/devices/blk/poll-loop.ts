@@ -20,7 +20,7 @@
  * its own.
  */
 import type { CompletionHandler } from '../../../sys/io-uring.js';
-import { schedYield } from '../../../sys/libc.js';
+import { schedYield } from '../../../sys/threads.js';
 import { DescriptorChain } from '../../descriptor-chain.js';
 import type { BlkActive } from './active.js';
 

@@ -12,7 +12,7 @@
  * (dispatch, flush), transfer.ts (reads and writes), zero-ranges.ts (discard,
  * write-zeroes).
  */
-import { IOVEC_SIZE, IOV_MAX } from '../../../sys/libc.js';
+import { IOVEC_SIZE, IOV_MAX } from '../../../sys/iovec.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 import type { DwzRange } from './request.js';
 import * as S from './spec.js';

@@ -14,8 +14,7 @@
  * from where it stopped, on the remaining iovecs, until the request is whole;
  * no progress at all is an error.
  */
-import { setIovec } from '../../../sys/io-uring.js';
-import { IOVEC_SIZE } from '../../../sys/libc.js';
+import { IOVEC_SIZE, setIovec } from '../../../sys/iovec.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 import type { DescriptorChain } from '../../descriptor-chain.js';
 import { GuestMemoryError, type GuestMemory } from '../../../vmm/guest-memory.js';

@@ -7,8 +7,8 @@
  * driver's UNMAP flag asks for, then the other, and at last writes zeroes from a
  * shared zero buffer, ZERO_CHUNK at a time, through the page cache.
  */
-import { setIovec } from '../../../sys/io-uring.js';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, IOVEC_SIZE } from '../../../sys/libc.js';
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE } from '../../../sys/files.js';
+import { IOVEC_SIZE, setIovec } from '../../../sys/iovec.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 import { EINVAL, EOPNOTSUPP } from '../../../sys/errno.js';
 import type { BlkActive } from './active.js';

@@ -14,7 +14,7 @@
  */
 import createDebug from 'debug';
 import { TUNSETOFFLOAD } from '../../../sys/tun-abi.js';
-import { ioctlRaw } from '../../../sys/libc.js';
+import { ioctlRaw } from '../../../sys/ioctl.js';
 import { QueueError } from '../../queue.js';
 import { VIRTIO_ID_NET, featureBit } from '../../virtio-constants.js';
 import { defineVirtioDevice, type ActivationContext, type VirtioDevice, type VirtioDeviceDescription } from '../../virtio-device.js';

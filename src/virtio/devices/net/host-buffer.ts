@@ -1,6 +1,5 @@
 /** iovec arrays in host memory (a HostBuffer), for readv/writev on the TAP. */
-import { IOVEC_SIZE } from '../../../sys/libc.js';
-import { setIovec } from '../../../sys/io-uring.js';
+import { IOVEC_SIZE, setIovec } from '../../../sys/iovec.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 
 const TWO_32 = 0x1_0000_0000;

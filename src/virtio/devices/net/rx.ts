@@ -42,7 +42,7 @@ import { POP_BUFFER, POP_NONE, type SplitQueue } from '../../queue.js';
 import type { DataPlaneHost, VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
 import { IoUring, RWF_NOWAIT } from '../../../sys/io-uring.js';
-import { IOV_MAX, readv } from '../../../sys/libc.js';
+import { IOV_MAX, readv } from '../../../sys/iovec.js';
 import { HostBuffer } from '../../../sys/host-buffer.js';
 import { EAGAIN } from '../../../sys/errno.js';
 import { IovecArray } from './host-buffer.js';

@@ -17,7 +17,7 @@ import type { SplitQueue } from '../../queue.js';
 import type { VirtioInterrupt } from '../../virtio-device.js';
 import type { GuestMemory } from '../../../vmm/guest-memory.js';
 import { IoUring, RWF_NOWAIT } from '../../../sys/io-uring.js';
-import { IOV_MAX, writev } from '../../../sys/libc.js';
+import { IOV_MAX, writev } from '../../../sys/iovec.js';
 import { featureBit } from '../../virtio-constants.js';
 import { IovecArray } from './host-buffer.js';
 import * as S from './spec.js';

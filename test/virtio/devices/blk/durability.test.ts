@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { O_RDONLY, close, open } from '../../../../src/sys/libc.js';
+import { O_RDONLY, close, open } from '../../../../src/sys/fd.js';
 import { pageCacheState } from '../../../helpers/host-bindings.js';
 import { DURABILITY_BATCHES, DURABILITY_SECTORS_PER_WRITE, durabilityData } from './durability-child.js';
 import { SECTOR } from './helpers.js';

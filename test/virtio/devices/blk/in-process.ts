@@ -17,8 +17,19 @@ import { featureBit, VIRTIO_F_RING_EVENT_IDX, VIRTIO_F_VERSION_1 } from '../../.
 import type { GuestMemory } from '../../../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../../../src/vmm/guest-ram.js';
 import { HostBuffer } from '../../../../src/sys/host-buffer.js';
-import { setIovec } from '../../../../src/sys/io-uring.js';
-import { EPOLLIN, EPOLL_EVENT_SIZE, IOVEC_SIZE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE, close, epollAdd, epollCreate, epollRemove, epollWait, mmap, munmap, open, view } from '../../../../src/sys/libc.js';
+import { EPOLLIN, EPOLL_EVENT_SIZE, epollAdd, epollCreate, epollRemove, epollWait } from '../../../../src/sys/epoll.js';
+import { O_RDWR, close, open } from '../../../../src/sys/fd.js';
+import { IOVEC_SIZE, setIovec } from '../../../../src/sys/iovec.js';
+import {
+  MAP_ANONYMOUS,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
+  PROT_READ,
+  PROT_WRITE,
+  mmap,
+  munmap,
+  view,
+} from '../../../../src/sys/memory.js';
 import { MockSplitQueueDriver } from '../../mock-driver.js';
 import { RecordingInterrupt } from '../../../helpers/recording-interrupt.js';
 import { pattern, SECTOR } from './helpers.js';

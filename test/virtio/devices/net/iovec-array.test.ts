@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IovecArray } from '../../../../src/virtio/devices/net/host-buffer.js';
-import { IOVEC_SIZE, view } from '../../../../src/sys/libc.js';
+import { IOVEC_SIZE } from '../../../../src/sys/iovec.js';
+import { view } from '../../../../src/sys/memory.js';
 
 const TWO_32 = 2 ** 32;
 

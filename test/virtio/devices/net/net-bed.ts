@@ -15,7 +15,7 @@ import type { NetOptions } from '../../../../src/virtio/devices/net/options.js';
 import * as S from '../../../../src/virtio/devices/net/spec.js';
 import { NetStats } from '../../../../src/virtio/devices/net/stats.js';
 import * as V from '../../../../src/virtio/virtio-constants.js';
-import { close } from '../../../../src/sys/libc.js';
+import { close } from '../../../../src/sys/fd.js';
 import { NetNamespace } from '../../../helpers/netns.js';
 import { VirtioMmioHarness } from '../../../helpers/virtio-harness.js';
 import type { MockSplitQueueDriver } from '../../mock-driver.js';
