@@ -195,6 +195,19 @@ export class NetBed {
     return head;
   }
 
+  /**
+   * The device's counters once `ready` holds (or at the timeout): its thread adds them after it
+   * has published the used buffers, so a test that has seen a frame may read them too early.
+   */
+  async countersWhen(ready: (counters: ReturnType<NetStats['snapshot']>) => boolean, timeoutMs = 2000): Promise<ReturnType<NetStats['snapshot']>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const counters = this.stats.snapshot();
+      if (ready(counters) || Date.now() > deadline) return counters;
+      await sleep(1);
+    }
+  }
+
   /** Waits until the device has used `count` transmit chains. */
   async transmitted(count: number, timeoutMs = 2000): Promise<Array<{ id: number; len: number }>> {
     return this.h.waitForUsed(TX, count, timeoutMs);
