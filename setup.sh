@@ -15,8 +15,9 @@ as_root() {
 # Debian packages: a C toolchain for the test guest and the benchmark's C VMM,
 # script(1) for terminal tests, iasl for the ACPI table tests, ip(8) for the
 # network-namespace tests, losetup for the block-device tests, dnsmasq for the
-# Linux guest's DHCP in the kernel-side test tier.
-packages=(gcc binutils make bsdutils acpica-tools iproute2 util-linux e2fsprogs dnsmasq-base)
+# Linux guest's DHCP in the kernel-side test tier, QEMU for the test that checks the
+# minimal kernel's syscall patch under TCG (and the benchmarks' side-by-side runs).
+packages=(gcc binutils make bsdutils acpica-tools iproute2 util-linux e2fsprogs dnsmasq-base qemu-system-x86)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then missing+=(nodejs npm); fi
