@@ -33,10 +33,11 @@ export interface VirtioDeviceOptions {
   readonly console?: { readonly outputFd: number };
   /** virtio-net devices: each TAP is opened here (NetError when it cannot be). */
   readonly net?: readonly NetSpec[];
-  /** virtio-blk devices over images already opened (and locked); each is closed after its data plane ends. */
+  /**
+   * virtio-blk devices over images already opened (and locked) from validated specs, so each
+   * knows its queue count; each is closed after its data plane ends.
+   */
   readonly disks?: readonly DiskImage[];
-  /** Queues per disk unless the disk says queues=N (one per vCPU). */
-  readonly diskQueues?: number;
 }
 
 export interface VirtioDevices {
@@ -101,7 +102,10 @@ export function addVirtioDevices(machine: Machine, options: VirtioDeviceOptions)
 
   for (const [i, disk] of (options.disks ?? []).entries()) {
     const name = `virtio-blk:${diskName(i)}`;
-    const blkOptions = blkOptionsFor(disk, diskName(i), options.diskQueues ?? 1);
+    // validateConfig gives every disk its queues (one per vCPU unless queues=N): a disk without
+    // one was opened from an unchecked spec, and silently giving it a single queue would hide that.
+    if (disk.queues === undefined) throw new RangeError(`${name}: opened without a queue count (validate the config first)`);
+    const blkOptions = blkOptionsFor(disk, diskName(i), disk.queues);
     const threads = blkDataPlaneQueues(blkOptions.queues).length;
     const blk = { ...blkOptions, counters: countersFor(name, BLK_COUNTERS, threads) };
     devices.push({
