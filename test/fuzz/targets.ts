@@ -6,7 +6,8 @@ import { consoleDeviceTarget } from './console-device.js';
 import { bootImageTarget } from './boot-image.js';
 import { netControlTarget } from './net-control.js';
 import { netTxTarget } from './net-tx.js';
+import { pciFunctionsTarget } from './pci-functions.js';
 import { rngDeviceTarget } from './rng-device.js';
 import { splitQueueTarget } from './split-queue.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, consoleDeviceTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, consoleDeviceTarget, pciFunctionsTarget, bootImageTarget];

@@ -2,17 +2,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testDeviceContext } from '../../helpers/device-context.js';
+import { IoeventfdTable } from '../../helpers/ioeventfd-table.js';
 import * as C from '../../../src/transport/pci/pci-constants.js';
 import * as L from '../../../src/transport/pci/virtio-pci-layout.js';
 import { buildVirtioPciConfig } from '../../../src/transport/pci/virtio-pci-attach.js';
 import { RECLAIM_INTERVAL, VirtioPciFunction, createNotifyRegistration, type IoeventfdRegistrar, type VirtioPciOptions } from '../../../src/transport/pci/virtio-pci.js';
-import { KvmError } from '../../../src/vmm/kvm.js';
-import { HostCallError } from '../../../src/sys/ffi.js';
 import { VirtioTransportState, MSIX_VECTOR_CTRL_MASKBIT } from '../../../src/transport/virtio-transport-state.js';
 import { transportFeatures } from '../../../src/transport/transport-features.js';
 import { createIrqRoutingState, msiRouteOf, routingTablesInstalled } from '../../../src/vmm/irq-routing.js';
 import { EFD_CLOEXEC, EFD_NONBLOCK, drainEventfd, eventfd } from '../../../src/sys/eventfd.js';
-import os from 'node:os';
 import { dataValue, setDataValue } from '../../../src/vmm/bus.js';
 import * as V from '../../../src/virtio/virtio-constants.js';
 
@@ -177,24 +175,6 @@ test('the PCI configuration access capability reaches BAR 0', () => {
   assert.ok(fn.readConfig(pciCfgCap + L.VIRTIO_PCI_CFG_CAP_DATA, data));
   assert.is(dataValue(data), 1);
 });
-
-/** KVM's ioeventfd table for one VM: EEXIST for an address that is taken, ENOENT for one that is not. */
-class IoeventfdTable {
-  readonly byAddress = new Map<number, number>();
-  readonly registrar: IoeventfdRegistrar = ({ address, eventFd }, assign) => {
-    const holder = this.byAddress.get(address);
-    const fail = (code: 'EEXIST' | 'ENOENT'): never => {
-      throw new KvmError('ioctl', `KVM_IOEVENTFD failed: ${code}`, { cause: new HostCallError('KVM_IOEVENTFD', os.constants.errno[code], code) });
-    };
-    if (assign) {
-      if (holder !== undefined) fail('EEXIST');
-      this.byAddress.set(address, eventFd);
-    } else {
-      if (holder !== eventFd) fail('ENOENT');
-      this.byAddress.delete(address);
-    }
-  };
-}
 
 test('a BAR moved onto another function keeps the VMM running: its queues are notified through exits, win their ioeventfds back, then follow it away', () => {
   const table = new IoeventfdTable();
