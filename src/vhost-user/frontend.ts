@@ -12,6 +12,7 @@
  * When VHOST_USER_PROTOCOL_F_REPLY_ACK is negotiated, every request that has no reply of its
  * own asks for one (NEED_REPLY) and a non-zero status fails the call.
  */
+import { EAGAIN, ECONNRESET, EPIPE, errnoName } from '../sys/errno.js';
 import { POLLIN, POLLOUT, close, pollFd, setNonBlocking } from '../sys/fd.js';
 import { HostCallError } from '../sys/ffi.js';
 import { closeAll, connectUnix, receiveMessage, sendMessage } from '../sys/unix-socket.js';
@@ -70,6 +71,10 @@ export class VhostUserFrontend {
   private offeredFeatures: bigint | undefined;
   private ackedFeatures: bigint | undefined;
   private offeredProtocolFeatures: bigint | undefined;
+  /** The regions of the last SET_MEM_TABLE, at front-end addresses: rings must lie inside them. */
+  private regions: readonly MemoryRegion[] = [];
+  /** Queue sizes by index, from SET_VRING_NUM: how far each ring extends. */
+  private readonly sizes = new Map<number, number>();
   private ackedProtocolFeatures = 0n;
 
   /** Connects to a back-end listening on `path`. */
@@ -164,6 +169,7 @@ export class VhostUserFrontend {
       }
     }
     this.exchange(request, encodeMemoryTable(regions), regions.map((r) => r.fd));
+    this.regions = regions.map(({ guestPhysicalAddress, size, userAddress, mmapOffset }) => ({ guestPhysicalAddress, size, userAddress, mmapOffset }));
   }
 
   /** VHOST_USER_SET_VRING_NUM: the queue's size (a power of two up to 32768). */
@@ -173,15 +179,30 @@ export class VhostUserFrontend {
       this.invalid(Request.SET_VRING_NUM, `queue size ${size} is not a power of two up to ${MAX_VRING_SIZE}`);
     }
     this.exchange(Request.SET_VRING_NUM, encodeVringState({ index, num: size }));
+    this.sizes.set(index, size);
   }
 
-  /** VHOST_USER_SET_VRING_ADDR: the rings at front-end virtual addresses (inside a region of the mem table). */
+  /**
+   * VHOST_USER_SET_VRING_ADDR: the rings at front-end virtual addresses. After SET_MEM_TABLE and
+   * SET_VRING_NUM, each ring must lie wholly inside one region (the back-end could not translate it otherwise).
+   */
   setVringAddr(address: VringAddress): void {
-    this.checkQueue(Request.SET_VRING_ADDR, address.index);
-    for (const a of [address.descriptor, address.used, address.available, address.log]) {
-      if (a < 0n || a >= 2n ** 64n) this.invalid(Request.SET_VRING_ADDR, `ring address 0x${a.toString(16)} out of range`);
+    const request = Request.SET_VRING_ADDR;
+    this.checkQueue(request, address.index);
+    if (address.log < 0n || address.log >= 2n ** 64n) this.invalid(request, `log address 0x${address.log.toString(16)} out of range`);
+    const size = this.sizes.get(address.index);
+    if (size === undefined) this.invalid(request, `VHOST_USER_SET_VRING_NUM must come first for queue ${address.index}`);
+    const rings: [string, bigint, number][] = [
+      ['descriptor table', address.descriptor, 16 * size],
+      ['available ring', address.available, 6 + 2 * size],
+      ['used ring', address.used, 6 + 8 * size],
+    ];
+    for (const [what, start, length] of rings) {
+      const end = start + BigInt(length);
+      const inside = this.regions.some((r) => start >= r.userAddress && end <= r.userAddress + r.size);
+      if (!inside) this.invalid(request, `${what} at 0x${start.toString(16)} (${length} bytes) is in no region of the memory table`);
     }
-    this.exchange(Request.SET_VRING_ADDR, encodeVringAddress(address));
+    this.exchange(request, encodeVringAddress(address));
   }
 
   /** VHOST_USER_SET_VRING_BASE: the next available-ring index the back-end reads. */
@@ -299,8 +320,8 @@ export class VhostUserFrontend {
     while (sent < message.length) {
       this.wait(request, POLLOUT, deadline, `sending (${sent} of ${message.length} bytes sent)`);
       const r = sendMessage(this.fd, message.subarray(sent), sent === 0 ? fds : []);
-      if (r === -11) continue; // EAGAIN: poll again
-      if (r <= 0) this.fail('connection', request, r === -32 || r === -104 ? 'back-end closed the connection' : `sendmsg failed (errno ${-r})`);
+      if (r === -EAGAIN) continue; // poll again
+      if (r <= 0) this.fail('connection', request, r === -EPIPE || r === -ECONNRESET ? 'back-end closed the connection' : `sendmsg failed: ${errnoName(-r)}`);
       sent += r;
     }
   }
@@ -322,8 +343,8 @@ export class VhostUserFrontend {
       this.wait(request, POLLIN, deadline, `a ${what} (${got} of ${length} bytes)`);
       const r = receiveMessage(this.fd, bytes.subarray(got));
       if (typeof r === 'number') {
-        if (r === -11) continue;
-        this.fail('connection', request, `recvmsg failed (errno ${-r})`);
+        if (r === -EAGAIN) continue;
+        this.fail('connection', request, r === -ECONNRESET ? 'back-end reset the connection' : `recvmsg failed: ${errnoName(-r)}`);
       }
       if (r.fds.length > 0 || r.controlTruncated) {
         closeAll(r.fds);
@@ -338,7 +359,7 @@ export class VhostUserFrontend {
   private wait(request: RequestCode, events: number, deadline: number, what: string): void {
     const left = deadline - Date.now();
     const revents = left > 0 ? pollFd(this.fd, events, left) : 0;
-    if (revents < 0) this.fail('connection', request, `poll failed (errno ${-revents})`);
+    if (revents < 0) this.fail('connection', request, `poll failed: ${errnoName(-revents)}`);
     if (revents === 0) this.fail('timeout', request, `no answer within ${this.timeoutMs} ms waiting for ${what}`);
     // POLLHUP/POLLERR fall through: the next recvmsg/sendmsg reports the closed peer.
   }

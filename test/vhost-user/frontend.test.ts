@@ -207,6 +207,19 @@ test('requests the negotiation does not allow, or with bad arguments, fail befor
   assertOneLine(caught(() => frontend.setVringNum(256, 64)), /queue index 256/, 'invalid');
   assertOneLine(caught(() => frontend.setMemTable([])), /0 memory regions/, 'invalid');
   assertOneLine(caught(() => frontend.setVringKick(0, -1)), /descriptor -1 is not valid/, 'invalid');
+  const ring = { index: 0, flags: 0, descriptor: 0x1000n, available: 0x2000n, used: 0x3000n, log: 0n };
+  assertOneLine(caught(() => frontend.setVringAddr(ring)), /SET_VRING_NUM must come first for queue 0/, 'invalid');
+  frontend.setVringNum(0, 64);
+  backend.next();
+  assertOneLine(caught(() => frontend.setVringAddr(ring)), /descriptor table at 0x1000 \(1024 bytes\) is in no region of the memory table/, 'invalid');
+  const memfd = memfdCreate('ram');
+  frontend.setMemTable([{ guestPhysicalAddress: 0n, size: 0x3100n, userAddress: 0n, mmapOffset: 0n, fd: memfd }]);
+  backend.next().fds.forEach(close);
+  close(memfd);
+  // The used ring (6 + 8 * 64 bytes from 0x3000) runs past the region's end at 0x3100.
+  assertOneLine(caught(() => frontend.setVringAddr(ring)), /used ring at 0x3000 \(518 bytes\) is in no region/, 'invalid');
+  frontend.setVringAddr({ ...ring, used: 0x2800n });
+  backend.next();
   assert.ok(backend.idle());
   // Refusals of bad arguments leave the connection usable.
   frontend.setOwner();
