@@ -8,5 +8,6 @@ import { netControlTarget } from './net-control.js';
 import { netTxTarget } from './net-tx.js';
 import { rngDeviceTarget } from './rng-device.js';
 import { splitQueueTarget } from './split-queue.js';
+import { vhostUserReplyTarget } from './vhost-user-reply.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, consoleDeviceTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, consoleDeviceTarget, bootImageTarget, vhostUserReplyTarget];
