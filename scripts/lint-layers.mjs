@@ -18,24 +18,26 @@ import { fileURLToPath } from 'node:url';
 export const LAYERS = [
   { name: 'base', folders: ['src/base/'], may: [] },
   { name: 'sys', folders: ['src/sys/'], may: ['base'] },
+  // The vhost-user front-end speaks to a back-end process over a socket: host I/O, no KVM.
+  { name: 'vhost-user', folders: ['src/vhost-user/'], may: ['base', 'sys'] },
   { name: 'vmm', folders: ['src/vmm/'], may: ['base', 'sys'] },
   { name: 'boot', folders: ['src/boot/'], may: ['base', 'sys', 'vmm'] },
   { name: 'virtio', folders: ['src/virtio/'], may: ['base', 'sys', 'vmm'] },
-  { name: 'transport', folders: ['src/transport/'], may: ['base', 'sys', 'vmm', 'virtio'] },
+  { name: 'transport', folders: ['src/transport/'], may: ['base', 'sys', 'vhost-user', 'vmm', 'virtio'] },
   // Devices never know their transport, and the transport never knows a device.
-  { name: 'devices', folders: ['src/virtio/devices/'], may: ['base', 'sys', 'vmm', 'virtio'] },
+  { name: 'devices', folders: ['src/virtio/devices/'], may: ['base', 'sys', 'vhost-user', 'vmm', 'virtio'] },
   { name: 'legacy', folders: ['src/legacy/'], may: ['base', 'sys', 'vmm'] },
   { name: 'disk', folders: ['src/disk/'], may: ['base', 'sys'] },
   { name: 'net', folders: ['src/net/'], may: ['base', 'sys'] },
   {
     name: 'builder',
     folders: ['src/builder/'],
-    may: ['base', 'sys', 'vmm', 'boot', 'virtio', 'transport', 'devices', 'legacy', 'disk', 'net'],
+    may: ['base', 'sys', 'vhost-user', 'vmm', 'boot', 'virtio', 'transport', 'devices', 'legacy', 'disk', 'net'],
   },
   {
     name: 'cli',
     folders: ['src/cli/'],
-    may: ['base', 'sys', 'vmm', 'boot', 'virtio', 'transport', 'devices', 'legacy', 'disk', 'net', 'builder'],
+    may: ['base', 'sys', 'vhost-user', 'vmm', 'boot', 'virtio', 'transport', 'devices', 'legacy', 'disk', 'net', 'builder'],
   },
   // The public library API re-exports from anywhere.
   { name: 'api', folders: ['src/index.ts'], may: '*' },

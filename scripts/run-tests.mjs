@@ -24,7 +24,7 @@ const failed = Math.max(0, total - passed);
 // uvu exits 0 when a suite's before hook throws, though none of its tests passed: count them.
 const status = run.status === 0 && total > 0 && failed === 0 ? 0 : 1;
 if (skipped > 0 && !process.env.KVM_TESTS && !existsSync(process.env.KVM_DEVICE ?? '/dev/kvm')) {
-  console.log(`tests: the ${skipped} skipped tests boot VMs, and this host has no /dev/kvm (KVM_TESTS=require fails them instead)`);
+  console.log(`tests: this host has no /dev/kvm, so every test that boots a VM is among the ${skipped} skipped (KVM_TESTS=require fails them instead)`);
 }
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 if (total === 0) console.error('no test ran');

@@ -22,8 +22,10 @@ export const EINVAL = 22;
 export const ENOTTY = 25;
 export const ENOSPC = 28;
 export const E2BIG = 7;
+export const EPIPE = 32;
 export const ENOSYS = 38;
 export const EOPNOTSUPP = 95;
+export const ECONNRESET = 104;
 
 const errnoNames = new Map<number, string>(
   Object.entries(os.constants.errno).map(([name, value]) => [value as number, name]),

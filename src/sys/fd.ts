@@ -1,6 +1,6 @@
 /**
  * File descriptors: open(2) and its flags, close, raw read/write (bytes or -errno), pipes,
- * O_NONBLOCK, and writeFully for output that must not be dropped on a full non-blocking fd.
+ * O_NONBLOCK, ftruncate, poll on one fd, and writeFully for output that must not be dropped on a full non-blocking fd.
  */
 import { EAGAIN } from './errno.js';
 import { check, libc, orErrno, retryInterrupted } from './ffi.js';
@@ -16,6 +16,7 @@ const cWrite = libc.func('int64_t write(int fd, const void *buf, size_t count)')
 const cPipe2 = libc.func('int pipe2(int *fds, int flags)') as (fds: Int32Array, flags: number) => number;
 const cFcntl = libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number;
 const cPoll = libc.func('int poll(void *fds, uint64_t nfds, int timeout)') as (fds: Uint8Array, n: number, timeout: number) => number;
+const cFtruncate = libc.func('int ftruncate(int fd, int64_t length)') as (fd: number, length: number) => number;
 
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
@@ -58,8 +59,30 @@ export function pipe(flags = O_CLOEXEC): [number, number] {
   return [fds[0]!, fds[1]!];
 }
 
-const POLLOUT = 0x004;
+export const POLLIN = 0x001;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
 const pollfd = new Uint8Array(8);
+
+/** ftruncate(2): sets the file's size; throws HostCallError. */
+export function ftruncate(fd: number, length: number): void {
+  check('ftruncate', cFtruncate(fd, length));
+}
+
+/**
+ * poll(2) on one fd for `events`, waiting at most `timeoutMs` (-1: forever; EINTR restarts the
+ * whole wait, so a signal storm can only lengthen it). The revents (POLLERR and POLLHUP
+ * included), 0 on timeout, or -errno.
+ */
+export function pollFd(fd: number, events: number, timeoutMs: number): number {
+  const v = new DataView(pollfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, events, true);
+  v.setInt16(6, 0, true);
+  const r = orErrno(retryInterrupted(() => cPoll(pollfd, 1, timeoutMs)));
+  return r <= 0 ? r : v.getInt16(6, true);
+}
 
 /**
  * Writes all of `data` to fd, waiting while the fd is full. Console output

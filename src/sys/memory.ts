@@ -1,6 +1,8 @@
 /**
  * Host memory mappings: mmap(2) (anonymous guest RAM and host buffers, or a shared mapping of
- * a KVM fd or an io_uring ring), munmap, madvise hints, and an ArrayBuffer view over an address.
+ * a KVM fd or an io_uring ring), munmap, madvise hints, an ArrayBuffer view over an address, and
+ * memfd_create: anonymous memory with a descriptor, which another process (a vhost-user backend)
+ * maps MAP_SHARED to see the same pages.
  */
 import koffi from 'koffi';
 import { check, hostCallError, libc } from './ffi.js';
@@ -14,6 +16,7 @@ const cMmap = libc.func('uint64_t mmap(uint64_t addr, size_t length, int prot, i
   offset: number,
 ) => number | bigint;
 const cMunmap = libc.func('int munmap(uint64_t addr, size_t length)') as (addr: number, length: number) => number;
+const cMemfdCreate = libc.func('int memfd_create(const char *name, unsigned int flags)') as (name: string, flags: number) => number;
 const cMadvise = libc.func('int madvise(uint64_t addr, size_t length, int advice)') as (
   addr: number,
   length: number,
@@ -41,6 +44,19 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
 
 export function munmap(address: number, length: number): void {
   check('munmap', cMunmap(address, length));
+}
+
+export const MFD_CLOEXEC = 0x1;
+export const MFD_ALLOW_SEALING = 0x2;
+
+/** memfd_create(2), close-on-exec: an anonymous file of size 0 (size it with ftruncate). */
+export function memfdCreate(name: string, flags = 0): number {
+  return check(`memfd_create ${name}`, cMemfdCreate(name, flags | MFD_CLOEXEC));
+}
+
+/** Maps `length` bytes of `fd` from `offset`, readable and writable, shared with every other mapping of it. */
+export function mapShared(fd: number, length: number, offset = 0): number {
+  return mmap(length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, offset);
 }
 
 /** Advice is best effort: a kernel without KSM still runs the VM. */

@@ -9,5 +9,17 @@ import { netTxTarget } from './net-tx.js';
 import { pciFunctionsTarget } from './pci-functions.js';
 import { rngDeviceTarget } from './rng-device.js';
 import { splitQueueTarget } from './split-queue.js';
+import { vhostUserReplyTarget } from './vhost-user-reply.js';
 
-export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [splitQueueTarget, blkRequestTarget, netTxTarget, netControlTarget, blkDeviceTarget, rngDeviceTarget, consoleDeviceTarget, pciFunctionsTarget, bootImageTarget];
+export const FUZZ_TARGETS: readonly AnyFuzzTarget[] = [
+  splitQueueTarget,
+  blkRequestTarget,
+  netTxTarget,
+  netControlTarget,
+  blkDeviceTarget,
+  rngDeviceTarget,
+  consoleDeviceTarget,
+  pciFunctionsTarget,
+  bootImageTarget,
+  vhostUserReplyTarget,
+];

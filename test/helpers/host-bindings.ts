@@ -76,3 +76,12 @@ export function setSocketOption(fd: number, level: number, name: number, value: 
   new DataView(bytes.buffer).setInt32(0, value, true);
   check('setsockopt', cSetsockopt(fd, level, name, bytes, 4));
 }
+
+const cShutdown = libc.func('int shutdown(int fd, int how)') as (fd: number, how: number) => number;
+
+export const SHUT_WR = 1;
+
+/** shutdown(2): SHUT_WR ends this side's writes (the peer reads EOF) while it can still read. */
+export function shutdown(fd: number, how: number): void {
+  check('shutdown', cShutdown(fd, how));
+}

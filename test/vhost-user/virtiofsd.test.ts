@@ -1,0 +1,90 @@
+/**
+ * The front-end against a real back-end: QEMU's C virtiofsd (Debian's qemu-system-common),
+ * sharing a temporary directory. Skipped, with the reason on stderr, where the daemon is absent
+ * or this is not root (its sandbox needs namespaces and pivot_root).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { VhostUserFrontend } from '../../src/vhost-user/frontend.js';
+import { F_PROTOCOL_FEATURES, ProtocolFeature, bit } from '../../src/vhost-user/protocol.js';
+
+const VIRTIOFSD = process.env.VIRTIOFSD ?? '/usr/lib/qemu/virtiofsd';
+const VIRTIO_F_VERSION_1 = 32;
+
+function absentReason(): string | undefined {
+  if (!existsSync(VIRTIOFSD)) return `${VIRTIOFSD} is not installed (Debian: qemu-system-common; or set VIRTIOFSD)`;
+  if (process.getuid?.() !== 0) return 'virtiofsd needs root for its sandbox';
+  return undefined;
+}
+
+async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+const NAME = 'virtiofsd: negotiates features, takes ownership, resets, and exits when the front-end closes';
+const reason = absentReason();
+if (reason !== undefined) {
+  process.stderr.write(`vhost-user: the virtiofsd test is skipped: ${reason}\n`);
+  test.skip(NAME);
+} else {
+  test(NAME, async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kvm-virtiofsd-'));
+    const source = path.join(dir, 'shared');
+    mkdirSync(source);
+    const socketPath = path.join(dir, 'vhost.sock');
+    const daemon = spawn(VIRTIOFSD, [`--socket-path=${socketPath}`, '-o', `source=${source}`, '-o', 'cache=none'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    daemon.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    let frontend: VhostUserFrontend | undefined;
+    try {
+      await waitFor(() => existsSync(socketPath) || daemon.exitCode !== null, 5000, 'the virtiofsd socket');
+      assert.is(daemon.exitCode, null, `virtiofsd exited early: ${log}`);
+      frontend = VhostUserFrontend.connect(socketPath, { timeoutMs: 5000 });
+
+      const features = frontend.getFeatures();
+      assert.ok(features & bit(VIRTIO_F_VERSION_1), `VIRTIO_F_VERSION_1 offered (0x${features.toString(16)})`);
+      assert.ok(features & bit(F_PROTOCOL_FEATURES), 'VHOST_USER_F_PROTOCOL_FEATURES offered');
+      const protocol = frontend.getProtocolFeatures();
+      assert.ok(protocol & bit(ProtocolFeature.REPLY_ACK), `REPLY_ACK offered (0x${protocol.toString(16)})`);
+      frontend.setProtocolFeatures(protocol & (bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIG)));
+      assert.ok(frontend.hasProtocolFeature(ProtocolFeature.REPLY_ACK));
+      frontend.setOwner(); // acknowledged: REPLY_ACK is negotiated
+      frontend.setFeatures(bit(VIRTIO_F_VERSION_1) | bit(F_PROTOCOL_FEATURES));
+      if (frontend.hasProtocolFeature(ProtocolFeature.MQ)) assert.ok(frontend.getQueueNum() >= 2, 'a hiprio queue and a request queue');
+      frontend.reset();
+      frontend.close();
+      frontend = undefined;
+      assert.ok(await exited(daemon, 5000), `virtiofsd exits when its front-end goes away: ${log}`);
+    } finally {
+      frontend?.close();
+      if (daemon.exitCode === null && daemon.signalCode === null) {
+        daemon.kill('SIGKILL');
+        await exited(daemon, 5000);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test.run();
