@@ -13,9 +13,13 @@ import {
   PROT_READ,
   PROT_WRITE,
   madvise,
+  mapShared,
+  memfdCreate,
   mmap,
+  munmap,
   view,
 } from '../sys/memory.js';
+import { close, ftruncate } from '../sys/fd.js';
 
 /** Start of the 32-bit PCI hole (MMIO BARs, IOAPIC, LAPIC, KVM's TSS pages): 3 GiB up to 4 GiB. */
 export const PCI_HOLE_START = 0xc000_0000;
@@ -46,6 +50,43 @@ export function mapGuestRam(size: number): number {
   madvise(hostAddress, size, MADV_HUGEPAGE);
   madvise(hostAddress, size, MADV_MERGEABLE);
   return hostAddress;
+}
+
+/** A region of shared guest RAM: where it lies in the memfd that backs all of it. */
+export interface SharedRegionDescriptor extends RegionDescriptor {
+  readonly fdOffset: number;
+}
+
+/** Guest RAM another process (a vhost-user back-end) can map: one memfd, each region at its offset. */
+export interface SharedGuestRam {
+  readonly fd: number;
+  readonly regions: readonly SharedRegionDescriptor[];
+}
+
+/**
+ * Guest RAM for a VM with a vhost-user device: a memfd mapped MAP_SHARED, laid out as ramLayout
+ * says, so the back-end maps the same pages from the fd and offsets SET_MEM_TABLE hands it.
+ * Transparent huge pages for it follow the host's shmem_enabled (often `never`), not `enabled`:
+ * VMs without such a device keep anonymous RAM (mapGuestRam).
+ */
+export function mapSharedGuestRam(bytes: number, name = 'kvm-guest-ram'): SharedGuestRam {
+  const fd = memfdCreate(name);
+  const mapped: SharedRegionDescriptor[] = [];
+  try {
+    ftruncate(fd, bytes);
+    let fdOffset = 0;
+    for (const [guestBase, size] of ramLayout(bytes)) {
+      const hostAddress = mapShared(fd, size, fdOffset);
+      madvise(hostAddress, size, MADV_HUGEPAGE);
+      mapped.push({ guestBase, size, hostAddress, fdOffset });
+      fdOffset += size;
+    }
+    return { fd, regions: mapped };
+  } catch (error) {
+    for (const r of mapped) munmap(r.hostAddress, r.size);
+    close(fd);
+    throw error;
+  }
 }
 
 export function allocateGuestRam(vm: VmFd, bytes: number): GuestRam {
