@@ -8,8 +8,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { nonBlockingEventfd, drainEventfd, signalEventfd } from '../../src/sys/eventfd.js';
@@ -20,8 +19,8 @@ import { F_PROTOCOL_FEATURES, ProtocolFeature, bit } from '../../src/vhost-user/
 import type { GuestMemory } from '../../src/vmm/guest-memory.js';
 import { memoryFromRegions } from '../../src/vmm/guest-ram.js';
 import { MockSplitQueueDriver, type DriverBuffer } from '../virtio/mock-driver.js';
+import { Virtiofsd, exited, virtiofsdAbsentReason } from './virtiofsd-daemon.js';
 
-const VIRTIOFSD = process.env.VIRTIOFSD ?? '/usr/lib/qemu/virtiofsd';
 const VIRTIO_F_VERSION_1 = 32;
 
 // virtio-fs queues (virtio spec 5.11.2): 0 is hiprio, 1.. are request queues.
@@ -74,12 +73,6 @@ const READ_IN_SIZE = 40;
 
 const CONTENT = 'hello from the host, through virtiofsd and a split queue\n';
 
-function absentReason(): string | undefined {
-  if (!existsSync(VIRTIOFSD)) return `${VIRTIOFSD} is not installed (Debian: qemu-system-common; or set VIRTIOFSD)`;
-  if (process.getuid?.() !== 0) return 'virtiofsd needs root for its sandbox';
-  return undefined;
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
@@ -88,17 +81,6 @@ async function waitFor(condition: () => boolean, ms: number, what: string): Prom
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(5);
   }
-}
-
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 interface FuseReply {
@@ -186,7 +168,7 @@ function fields(size: number, set: (view: DataView) => void): Uint8Array {
 }
 
 const NAME = 'virtiofsd: FUSE INIT, LOOKUP, OPEN and READ over split queues in memfd guest RAM';
-const reason = absentReason();
+const reason = virtiofsdAbsentReason();
 if (reason !== undefined) {
   process.stderr.write(`vhost-user: the virtiofsd FUSE test is skipped: ${reason}\n`);
   test.skip(NAME);
@@ -207,15 +189,10 @@ if (reason !== undefined) {
     const kicks = drivers.map(() => nonBlockingEventfd());
     const calls = drivers.map(() => nonBlockingEventfd());
 
-    const daemon = spawn(VIRTIOFSD, [`--socket-path=${socketPath}`, '-o', `source=${source}`, '-o', 'cache=none'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    daemon.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    let daemon: Virtiofsd | undefined;
     let frontend: VhostUserFrontend | undefined;
     try {
-      await waitFor(() => existsSync(socketPath) || daemon.exitCode !== null, 5000, 'the virtiofsd socket');
-      assert.is(daemon.exitCode, null, `virtiofsd exited early: ${log}`);
+      daemon = await Virtiofsd.start(source, socketPath);
       frontend = VhostUserFrontend.connect(socketPath, { timeoutMs: 5000 });
 
       // Negotiation: VERSION_1, and protocol features with REPLY_ACK so every setup step is acknowledged.
@@ -259,7 +236,7 @@ if (reason !== undefined) {
           v.setUint32(12, 0, true); // flags: no optional capabilities
         }),
       );
-      assert.is(init.error, 0, `FUSE_INIT error ${init.error}: ${log}`);
+      assert.is(init.error, 0, `FUSE_INIT error ${init.error}: ${daemon.log}`);
       assert.is(init.unique, 1n);
       assert.is(init.body.getUint32(INIT_OUT_MAJOR, true), FUSE_KERNEL_VERSION);
       assert.ok(init.body.getUint32(INIT_OUT_MINOR, true) >= 1, 'a minor version');
@@ -303,13 +280,10 @@ if (reason !== undefined) {
       frontend.reset();
       frontend.close();
       frontend = undefined;
-      assert.ok(await exited(daemon, 5000), `virtiofsd exits when its front-end goes away: ${log}`);
+      assert.ok(await exited(daemon.child, 5000), `virtiofsd exits when its front-end goes away: ${daemon.log}`);
     } finally {
       frontend?.close();
-      if (daemon.exitCode === null && daemon.signalCode === null) {
-        daemon.kill('SIGKILL');
-        await exited(daemon, 5000);
-      }
+      await daemon?.kill();
       for (const fd of [memfd, ...kicks, ...calls]) close(fd);
       munmap(host, RAM_SIZE);
       rmSync(dir, { recursive: true, force: true });

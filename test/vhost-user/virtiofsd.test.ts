@@ -5,43 +5,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { VhostUserFrontend } from '../../src/vhost-user/frontend.js';
 import { F_PROTOCOL_FEATURES, ProtocolFeature, bit } from '../../src/vhost-user/protocol.js';
+import { Virtiofsd, exited, virtiofsdAbsentReason } from './virtiofsd-daemon.js';
 
-const VIRTIOFSD = process.env.VIRTIOFSD ?? '/usr/lib/qemu/virtiofsd';
 const VIRTIO_F_VERSION_1 = 32;
 
-function absentReason(): string | undefined {
-  if (!existsSync(VIRTIOFSD)) return `${VIRTIOFSD} is not installed (Debian: qemu-system-common; or set VIRTIOFSD)`;
-  if (process.getuid?.() !== 0) return 'virtiofsd needs root for its sandbox';
-  return undefined;
-}
-
-async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
 const NAME = 'virtiofsd: negotiates features, takes ownership, resets, and exits when the front-end closes';
-const reason = absentReason();
+const reason = virtiofsdAbsentReason();
 if (reason !== undefined) {
   process.stderr.write(`vhost-user: the virtiofsd test is skipped: ${reason}\n`);
   test.skip(NAME);
@@ -51,15 +25,10 @@ if (reason !== undefined) {
     const source = path.join(dir, 'shared');
     mkdirSync(source);
     const socketPath = path.join(dir, 'vhost.sock');
-    const daemon = spawn(VIRTIOFSD, [`--socket-path=${socketPath}`, '-o', `source=${source}`, '-o', 'cache=none'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let log = '';
-    daemon.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    let daemon: Virtiofsd | undefined;
     let frontend: VhostUserFrontend | undefined;
     try {
-      await waitFor(() => existsSync(socketPath) || daemon.exitCode !== null, 5000, 'the virtiofsd socket');
-      assert.is(daemon.exitCode, null, `virtiofsd exited early: ${log}`);
+      daemon = await Virtiofsd.start(source, socketPath);
       frontend = VhostUserFrontend.connect(socketPath, { timeoutMs: 5000 });
 
       const features = frontend.getFeatures();
@@ -75,13 +44,10 @@ if (reason !== undefined) {
       frontend.reset();
       frontend.close();
       frontend = undefined;
-      assert.ok(await exited(daemon, 5000), `virtiofsd exits when its front-end goes away: ${log}`);
+      assert.ok(await exited(daemon.child, 5000), `virtiofsd exits when its front-end goes away: ${daemon.log}`);
     } finally {
       frontend?.close();
-      if (daemon.exitCode === null && daemon.signalCode === null) {
-        daemon.kill('SIGKILL');
-        await exited(daemon, 5000);
-      }
+      await daemon?.kill();
       rmSync(dir, { recursive: true, force: true });
     }
   });
