@@ -11,6 +11,7 @@ import { loadBzImage } from './bzimage-loader.js';
 import { BOOT_STRUCTURES_END, GDT_ADDRESS } from './layout.js';
 import { buildMemoryMap, isUsableRam, regionDescriptors, usableRanges } from './memory-map.js';
 import { encodeCommandLine } from './placement.js';
+import { checkKernelFormat } from './kernel-format.js';
 import { looksLikeBzImage } from './setup-header.js';
 
 /** An ACPI 1.0 RSDP is 20 bytes; at least that much must be RAM. */
@@ -36,9 +37,10 @@ export function loadKernel(options: BootOptions): BootResult {
     ...(acpiRsdp !== undefined && { acpiRsdp }),
   };
   if (isElf(kernel)) return loadElfKernel(ctx, kernel, parseElf(kernel));
-  if (looksLikeBzImage(kernel)) return loadBzImage(ctx, kernel);
-  throw new BootError('not-a-kernel', 'kernel is neither an ELF nor a bzImage (no ELF magic, no "HdrS" setup header)');
+  checkKernelFormat(kernel);
+  return loadBzImage(ctx, kernel);
 }
+
 
 /** The banner every Linux image carries (linux_banner), compressed or not. */
 const LINUX_BANNER = new TextEncoder().encode('Linux version ');

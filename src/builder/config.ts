@@ -9,9 +9,7 @@ import { fileErrorReason, systemError } from '../base/error-exit.js';
 import { EXIT_INVALID_ARGUMENTS } from '../base/exit-status.js';
 import { VmmError } from '../base/vmm-error.js';
 import { MAX_CPUS } from '../boot/acpi/firmware-description.js';
-import { BootError } from '../boot/boot-error.js';
-import { isElf } from '../boot/elf.js';
-import { looksLikeBzImage } from '../boot/setup-header.js';
+import { KERNEL_HEADER_BYTES, checkKernelFormat } from '../boot/kernel-format.js';
 import { CONSOLE_QUEUES, NET_QUEUES, RNG_QUEUES, checkDevicesFit } from './device-placement.js';
 import { parseCpuFeatures, type CpuFeatureEdits } from '../vmm/cpuid.js';
 import type { HostQuirksMode } from '../vmm/host-quirks.js';
@@ -121,11 +119,8 @@ export interface ValidConfig {
   readonly hostQuirks: HostQuirksMode;
 }
 
-/** Enough of a kernel file to tell an ELF (magic at 0) from a bzImage ("HdrS" at 0x202). */
-const KERNEL_HEADER_BYTES = 0x400;
-
-/** A kernel that is neither an ELF nor a bzImage is refused here, before KVM is opened. */
-function checkKernelFormat(path: string): void {
+/** A kernel that is neither an ELF nor a bzImage is refused here, before KVM is opened: its header is enough. */
+function checkKernelFile(path: string): void {
   const head = new Uint8Array(KERNEL_HEADER_BYTES);
   const fd = openSync(path, 'r');
   let length: number;
@@ -134,10 +129,7 @@ function checkKernelFormat(path: string): void {
   } finally {
     closeSync(fd);
   }
-  const bytes = head.subarray(0, length);
-  if (!isElf(bytes) && !looksLikeBzImage(bytes)) {
-    throw new BootError('not-a-kernel', 'kernel is neither an ELF nor a bzImage (no ELF magic, no "HdrS" setup header)');
-  }
+  checkKernelFormat(head.subarray(0, length));
 }
 
 /** The configs validateConfig built (frozen, so still valid): VirtualMachine.create does not check them again. */
@@ -155,7 +147,7 @@ export function isValidConfig(config: VmConfig | ValidConfig): config is ValidCo
 export function validateConfig(config: VmConfig | ValidConfig): ValidConfig {
   if (isValidConfig(config)) return config;
   checkReadableFile('kernel', config.kernel);
-  checkKernelFormat(config.kernel);
+  checkKernelFile(config.kernel);
   if (config.initrd !== undefined) checkReadableFile('initrd', config.initrd);
   if (!Number.isSafeInteger(config.memoryBytes) || config.memoryBytes <= 0) {
     throw new ConfigError('bad-value', 'memory size must be greater than 0');
