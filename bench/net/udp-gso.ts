@@ -7,8 +7,8 @@
  * segmented by the stack before they reach the TAP.)
  */
 import { close, writeFd } from '../../src/sys/fd.js';
-import { socket } from '../../src/sys/sockets.js';
-import { connect, setSocketOption } from '../../test/helpers/host-bindings.js';
+import { connect, socket } from '../../src/sys/sockets.js';
+import { setSocketOption } from '../../test/helpers/host-bindings.js';
 import type { NetNamespace } from '../../test/helpers/netns.js';
 import { ipBytes } from '../../test/helpers/packets.js';
 

@@ -6,19 +6,14 @@
  * every address handed to the kernel is stable. Received descriptors are close-on-exec
  * (MSG_CMSG_CLOEXEC); a truncated control buffer is reported, never silently dropped.
  */
-import { check, libc, orErrno, retryInterrupted } from './ffi.js';
+import { libc, orErrno, retryInterrupted } from './ffi.js';
 import { close } from './fd.js';
 import { HostBuffer } from './host-buffer.js';
 import { setU64Words } from './iovec.js';
-import { socket } from './sockets.js';
+import { connect, socket } from './sockets.js';
 
 const cSendmsg = libc.func('int64_t sendmsg(int fd, uint64_t msg, int flags)') as (fd: number, msg: number, flags: number) => number;
 const cRecvmsg = libc.func('int64_t recvmsg(int fd, uint64_t msg, int flags)') as (fd: number, msg: number, flags: number) => number;
-const cConnect = libc.func('int connect(int fd, const void *address, unsigned int length)') as (
-  fd: number,
-  address: Uint8Array,
-  length: number,
-) => number;
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
@@ -141,13 +136,11 @@ export function connectUnix(path: string): number {
   new DataView(address.buffer).setUint16(0, AF_UNIX, true);
   address.set(encoded, 2);
   const fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  const r = retryInterrupted(() => cConnect(fd, address, 2 + encoded.length + 1));
-  if (r < 0) {
-    try {
-      check(`connect ${path}`, r);
-    } finally {
-      close(fd);
-    }
+  try {
+    connect(fd, address, 2 + encoded.length + 1, `connect ${path}`);
+  } catch (error) {
+    close(fd);
+    throw error;
   }
   return fd;
 }

@@ -43,7 +43,6 @@ export function pageCacheState(fd: number, offset: number, length: number): Page
 }
 
 const cBind = libc.func('int bind(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
-const cConnect = libc.func('int connect(int fd, const void *address, unsigned int length)') as (fd: number, address: Uint8Array, length: number) => number;
 const cSetsockopt = libc.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as (
   fd: number,
   level: number,
@@ -65,10 +64,6 @@ export function bind(fd: number, address: Uint8Array): void {
   check('bind', cBind(fd, address, address.length));
 }
 
-/** connect(2) to a raw sockaddr. */
-export function connect(fd: number, address: Uint8Array): void {
-  check('connect', cConnect(fd, address, address.length));
-}
 
 /** setsockopt(2) with an int value. */
 export function setSocketOption(fd: number, level: number, name: number, value: number): void {
